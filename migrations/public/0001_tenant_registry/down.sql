@@ -1,0 +1,2 @@
+DROP TABLE public.tenant_hosts;
+DROP TABLE public.tenants;

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The two commands of the README.
+#
+#   scripts/dev.sh up     the service with a database and the demo tenant, at 127.0.0.1:8080
+#   scripts/dev.sh test   the whole test suite against a private PostgreSQL
+#
+# Without DATABASE_URL, `up` starts a private PostgreSQL under .data/postgres (port 54329)
+# and reuses it on the next start. `test` always uses its own under .data/postgres-test
+# (port 54330), tuned for speed rather than durability.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+psql_bin() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+  if [[ -n "${PG_BIN:-}" ]]; then echo "$PG_BIN/psql"; elif [[ -x "$dir/psql" ]]; then echo "$dir/psql"; else echo psql; fi
+}
+
+ensure_database() {
+  local server_url=$1 name=$2
+  local psql; psql=$(psql_bin)
+  if [[ -z $("$psql" "$server_url" -Atc "SELECT 1 FROM pg_database WHERE datname = '$name'") ]]; then
+    "$psql" "$server_url" -qc "CREATE DATABASE \"$name\"" >/dev/null
+  fi
+}
+
+case "${1:-}" in
+  up)
+    if [[ -f .env ]]; then set -a; source .env; set +a; fi
+    if [[ -z "${DATABASE_URL:-}" ]]; then
+      server=$(scripts/pg.sh start .data/postgres 54329)
+      ensure_database "$server" crowdminder
+      export DATABASE_URL="${server%/postgres}/crowdminder"
+    fi
+    if [[ -z "${JWT_SECRET:-}" ]]; then
+      mkdir -p .data
+      [[ -s .data/jwt-secret ]] || (umask 077; head -c 48 /dev/urandom | base64 -w0 > .data/jwt-secret)
+      JWT_SECRET=$(cat .data/jwt-secret)
+      export JWT_SECRET
+    fi
+    export PUBLIC_URL_SCHEME=${PUBLIC_URL_SCHEME:-http}
+    export PUBLIC_URL_PORT=${PUBLIC_URL_PORT:-8080}
+    export BIND_ADDR=${BIND_ADDR:-127.0.0.1:8080}
+    cargo build --release --bin crowdminder
+    bin=target/release/crowdminder
+    "$bin" migrate
+    CROWDMINDER_ADMIN_PASSWORD=${DEMO_ADMIN_PASSWORD:-demo-password} "$bin" tenants create demo \
+      --host demo.localhost --name "Demo Consulting" --admin-email admin@demo.localhost \
+      --admin-name "Demo Admin" --if-not-exists
+    echo "GraphQL: http://demo.localhost:8080/graphql  GraphiQL: http://demo.localhost:8080/graphiql"
+    echo "Sign in as admin@demo.localhost / ${DEMO_ADMIN_PASSWORD:-demo-password}"
+    exec "$bin" serve
+    ;;
+  test)
+    server=$(scripts/pg.sh start .data/postgres-test 54330 -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+    export TEST_DATABASE_URL=$server
+    shift
+    if cargo nextest --version >/dev/null 2>&1; then
+      cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+    else
+      cargo test --workspace --all-targets --no-fail-fast "$@"
+    fi
+    ;;
+  *)
+    echo "usage: $0 up | test [test filters...]" >&2
+    exit 2
+    ;;
+esac

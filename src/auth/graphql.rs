@@ -1,0 +1,392 @@
+//! GraphQL for identity: login, the current user, users, API tokens.
+
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use super::tokens::new_api_token;
+use super::users::{self, NewUser, User, UserFilter};
+use super::{Actor, Role, password};
+use crate::config::Secret;
+use crate::db::schema::{api_tokens, users as users_table};
+use crate::error::{AppError, AppResult};
+use crate::graphql::{ContextExt, expect_global_id, global_id};
+
+const MAX_PAGE: i32 = 100;
+
+/// A person in this tenant.
+pub struct UserNode(pub User);
+
+#[Object(name = "User")]
+impl UserNode {
+    pub async fn id(&self) -> ID {
+        global_id("User", self.0.id)
+    }
+    /// As typed at creation; unique ignoring case.
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn role(&self) -> Role {
+        self.0.role.0
+    }
+    /// Deactivated users cannot sign in and their tokens stop working.
+    async fn active(&self) -> bool {
+        self.0.active
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// Whether `actor` may see user `user_id`: admins and managers see everyone, members themselves.
+fn may_see_user(actor: &Actor, user_id: i64) -> bool {
+    actor.role != Role::Member || actor.user_id == user_id
+}
+
+impl UserNode {
+    pub async fn visible(ctx: &Context<'_>, user_id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        if !may_see_user(actor, user_id) {
+            return Ok(None);
+        }
+        let user = req
+            .users
+            .load_one(user_id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("loading users: {e:?}")))?;
+        Ok(user.map(Self))
+    }
+}
+
+/// A long-lived credential for scripts and reporting tools. The secret is shown only once,
+/// when the token is created.
+#[derive(SimpleObject, Queryable, Selectable)]
+#[diesel(table_name = api_tokens)]
+#[graphql(complex)]
+pub struct ApiToken {
+    #[graphql(skip)]
+    pub id: i64,
+    #[graphql(skip)]
+    pub user_id: i64,
+    pub name: String,
+    /// The first characters of the secret, to recognise it by.
+    #[diesel(column_name = token_prefix)]
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[async_graphql::ComplexObject]
+impl ApiToken {
+    pub async fn id(&self) -> ID {
+        global_id("ApiToken", self.id)
+    }
+    /// The user the token acts as.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        Ok(UserNode::visible(ctx, self.user_id).await?)
+    }
+}
+
+impl ApiToken {
+    pub async fn visible(ctx: &Context<'_>, token_id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        let token: Option<ApiToken> = api_tokens::table
+            .find(token_id)
+            .select(ApiToken::as_select())
+            .first(&mut *conn)
+            .await
+            .optional()?;
+        Ok(token.filter(|t| t.user_id == actor.user_id || actor.role == Role::Admin))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct LoginPayload {
+    /// Send as `Authorization: Bearer <token>`; valid on this tenant's hosts only.
+    token: String,
+    expires_at: DateTime<Utc>,
+    user: UserNode,
+}
+
+#[derive(SimpleObject)]
+pub struct CreateApiTokenPayload {
+    api_token: ApiToken,
+    /// The token itself. It is not stored and cannot be shown again.
+    secret: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateUserInput {
+    email: String,
+    #[graphql(default)]
+    name: String,
+    role: Role,
+    /// At least 10 characters.
+    #[graphql(secret)]
+    password: String,
+}
+
+#[derive(InputObject)]
+pub struct UpdateUserInput {
+    name: Option<String>,
+    role: Option<Role>,
+    active: Option<bool>,
+}
+
+#[derive(InputObject, Default)]
+pub struct UserFilterInput {
+    role: Option<Role>,
+    active: Option<bool>,
+    /// Part of the email or name, ignoring case.
+    search: Option<String>,
+}
+
+#[derive(Default)]
+pub struct AuthQuery;
+
+#[Object]
+impl AuthQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserNode> {
+        let user_id = ctx.request().actor().await?.user_id;
+        let user = UserNode::visible(ctx, user_id).await?;
+        Ok(user.ok_or(AppError::Unauthenticated("the user no longer exists"))?)
+    }
+
+    /// Users of this tenant, by id (admins and managers).
+    async fn users(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        filter: Option<UserFilterInput>,
+    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, UserNode, EmptyFields, EmptyFields>> {
+        let req = ctx.request();
+        req.actor().await?.require(
+            &[Role::Admin, Role::Manager],
+            "only admins and managers may list users",
+        )?;
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(
+                AppError::bad_input("first", format!("first must be between 0 and {MAX_PAGE}")).into(),
+            );
+        }
+        let after_id = match after {
+            Some(cursor) => Some(
+                OpaqueCursor::<i64>::decode_cursor(&cursor)
+                    .map_err(|_| AppError::bad_input("after", "not a valid cursor"))?
+                    .0,
+            ),
+            None => None,
+        };
+        let filter = filter.unwrap_or_default();
+        let filter = UserFilter {
+            role: filter.role,
+            active: filter.active,
+            search: filter.search,
+        };
+        let mut rows = {
+            let mut conn = req.db.conn().await?;
+            users::page(&mut conn, &filter, after_id, i64::from(first) + 1).await?
+        };
+        let has_next = rows.len() > first as usize;
+        rows.truncate(first as usize);
+        let mut connection = Connection::new(after_id.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|u| Edge::new(OpaqueCursor(u.id), UserNode(u))),
+        );
+        Ok(connection)
+    }
+
+    /// The signed-in user's API tokens, newest first.
+    async fn api_tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiToken>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        Ok(api_tokens::table
+            .filter(api_tokens::user_id.eq(actor.user_id))
+            .order(api_tokens::id.desc())
+            .select(ApiToken::as_select())
+            .load(&mut *conn)
+            .await
+            .map_err(AppError::from)?)
+    }
+}
+
+#[derive(Default)]
+pub struct AuthMutation;
+
+#[Object]
+impl AuthMutation {
+    /// Signs in with email (any casing) and password. The token works on this tenant only.
+    async fn login(
+        &self,
+        ctx: &Context<'_>,
+        email: String,
+        #[graphql(secret)] password: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        let req = ctx.request();
+        let found = {
+            let mut conn = req.db.conn().await?;
+            users::find_for_login(&mut conn, email.trim()).await?
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) if user.active => (Some(user), hash),
+            _ => (None, None),
+        };
+        let matches = password::verify(hash, Secret::new(password)).await?;
+        let user = match (user, matches) {
+            (Some(user), true) => user,
+            _ => return Err(AppError::Unauthenticated("wrong email or password").into()),
+        };
+        let (token, expires_at) = req.services.jwt.issue(req.db.tenant().id, user.id)?;
+        Ok(LoginPayload {
+            token,
+            expires_at,
+            user: UserNode(user),
+        })
+    }
+
+    /// Adds a user to this tenant (admins). Emails are unique ignoring case.
+    async fn create_user(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateUserInput,
+    ) -> async_graphql::Result<UserNode> {
+        let req = ctx.request();
+        req.actor().await?.require_admin()?;
+        let prepared = users::prepare(
+            NewUser {
+                email: input.email,
+                name: input.name,
+                role: input.role,
+                password: Secret::new(input.password),
+            },
+            "input.",
+        )
+        .await?;
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = users::insert(&mut conn, &prepared).await;
+        Ok(UserNode(conn.end_savepoint(outcome).await?))
+    }
+
+    /// Changes a user's name, role or active flag (admins). An admin cannot demote or
+    /// deactivate themselves, so a tenant always keeps one.
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateUserInput,
+    ) -> async_graphql::Result<UserNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        actor.require_admin()?;
+        let user_id = expect_global_id("id", &id, "User")?;
+        if user_id == actor.user_id
+            && (input.role.is_some_and(|r| r != Role::Admin) || input.active == Some(false))
+        {
+            return Err(AppError::conflict(Some("input"), "you cannot demote or deactivate yourself").into());
+        }
+        let name = match input.name {
+            Some(name) if name.trim().chars().count() > 200 => {
+                return Err(AppError::bad_input("input.name", "a name has at most 200 characters").into());
+            }
+            other => other.map(|n| n.trim().to_owned()),
+        };
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = async {
+            let changes = (
+                name.map(|n| users_table::name.eq(n)),
+                input.role.map(|r| users_table::role.eq(r.as_str())),
+                input.active.map(|a| users_table::active.eq(a)),
+                users_table::updated_at.eq(diesel::dsl::now),
+            );
+            diesel::update(users_table::table.find(user_id))
+                .set(changes)
+                .returning(User::as_returning())
+                .get_result(&mut *conn)
+                .await
+                .optional()?
+                .ok_or(AppError::NotFound { what: "user" })
+        }
+        .await;
+        Ok(UserNode(conn.end_savepoint(outcome).await?))
+    }
+
+    /// Creates an API token acting as the signed-in user. The secret is returned only here.
+    async fn create_api_token(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<CreateApiTokenPayload> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let name = name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(AppError::bad_input("name", "a token name has 1 to 100 characters").into());
+        }
+        let token = new_api_token();
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = diesel::insert_into(api_tokens::table)
+            .values((
+                api_tokens::user_id.eq(actor.user_id),
+                api_tokens::name.eq(&name),
+                api_tokens::token_hash.eq(&token.hash),
+                api_tokens::token_prefix.eq(&token.display_prefix),
+            ))
+            .returning(ApiToken::as_returning())
+            .get_result(&mut *conn)
+            .await
+            .map_err(AppError::from);
+        let api_token = conn.end_savepoint(outcome).await?;
+        Ok(CreateApiTokenPayload {
+            api_token,
+            secret: token.secret,
+        })
+    }
+
+    /// Revokes an API token at once. Your own, or anyone's for admins.
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiToken> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let token_id = expect_global_id("id", &id, "ApiToken")?;
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = async {
+            let token: ApiToken = api_tokens::table
+                .find(token_id)
+                .select(ApiToken::as_select())
+                .for_update()
+                .first(&mut *conn)
+                .await
+                .optional()?
+                .filter(|t| t.user_id == actor.user_id || actor.role == Role::Admin)
+                .ok_or(AppError::NotFound { what: "API token" })?;
+            if token.revoked_at.is_some() {
+                return Ok(token);
+            }
+            Ok(diesel::update(api_tokens::table.find(token_id))
+                .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+                .returning(ApiToken::as_returning())
+                .get_result(&mut *conn)
+                .await?)
+        }
+        .await;
+        Ok(conn.end_savepoint(outcome).await?)
+    }
+}

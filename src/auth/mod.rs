@@ -1,0 +1,126 @@
+//! Identity within a tenant: users and roles, passwords, login tokens, API tokens, and the
+//! [`Actor`] a request acts as.
+
+pub mod graphql;
+pub mod password;
+pub mod tokens;
+pub mod users;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+
+use crate::db::schema::{api_tokens, users as users_table};
+use crate::error::{AppError, AppResult};
+use crate::tenancy::TenantDb;
+use tokens::{API_TOKEN_PREFIX, JwtKeys, hash_api_token};
+
+#[derive(
+    async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// Settings, users and billing.
+    Admin,
+    /// Approves leave and timesheets; sees everyone's time.
+    Manager,
+    /// Their own time and leave.
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "ADMIN",
+            Self::Manager => "MANAGER",
+            Self::Member => "MEMBER",
+        }
+    }
+
+    pub fn from_db(raw: &str) -> Self {
+        match raw {
+            "ADMIN" => Self::Admin,
+            "MANAGER" => Self::Manager,
+            _ => Self::Member,
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.to_ascii_uppercase().as_str() {
+            "ADMIN" => Some(Self::Admin),
+            "MANAGER" => Some(Self::Manager),
+            "MEMBER" => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
+/// How the request proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Login,
+    ApiToken { token_id: i64 },
+}
+
+/// The user a request acts as, with their role at the time of the request.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: i64,
+    pub role: Role,
+    pub credential: Credential,
+}
+
+impl Actor {
+    pub fn require_admin(&self) -> AppResult<()> {
+        self.require(&[Role::Admin], "only an admin may do this")
+    }
+
+    pub fn require(&self, roles: &[Role], message: &'static str) -> AppResult<()> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(message))
+        }
+    }
+}
+
+/// Works out the actor from an `Authorization: Bearer` credential, in the tenant of `db`.
+/// A credential of another tenant fails here: JWTs name their tenant, and API tokens are
+/// looked up only in this tenant's schema.
+pub async fn authenticate(db: &TenantDb, keys: &JwtKeys, bearer: Option<&str>) -> AppResult<Actor> {
+    let bearer = bearer.ok_or(AppError::Unauthenticated("sign in or send an API token"))?;
+    let mut conn = db.conn().await?;
+    if bearer.starts_with(API_TOKEN_PREFIX) {
+        let found: Option<(i64, i64, String)> = api_tokens::table
+            .inner_join(users_table::table)
+            .filter(api_tokens::token_hash.eq(hash_api_token(bearer)))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(users_table::active.eq(true))
+            .select((api_tokens::id, users_table::id, users_table::role))
+            .first(&mut *conn)
+            .await
+            .optional()?;
+        let (token_id, user_id, role) =
+            found.ok_or(AppError::Unauthenticated("the API token is unknown or revoked"))?;
+        return Ok(Actor {
+            user_id,
+            role: Role::from_db(&role),
+            credential: Credential::ApiToken { token_id },
+        });
+    }
+    let user_id = keys.verify(bearer, db.tenant().id)?;
+    let role: Option<String> = users_table::table
+        .find(user_id)
+        .filter(users_table::active.eq(true))
+        .select(users_table::role)
+        .first(&mut *conn)
+        .await
+        .optional()?;
+    let role = role.ok_or(AppError::Unauthenticated(
+        "the user no longer exists or is deactivated",
+    ))?;
+    Ok(Actor {
+        user_id,
+        role: Role::from_db(&role),
+        credential: Credential::Login,
+    })
+}

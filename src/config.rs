@@ -1,0 +1,139 @@
+//! Settings read once at start-up from the environment (and `.env`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A value that must never reach a log line or an error message.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// PostgreSQL connection URL.
+    #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
+    pub url: Secret,
+
+    /// Connections kept by the pool.
+    #[arg(long = "db-pool-size", env = "DB_POOL_SIZE", default_value_t = 16)]
+    pub pool_size: usize,
+
+    /// How long a request waits for a free connection before it fails, in milliseconds.
+    #[arg(
+        long = "db-wait-timeout-ms",
+        env = "DB_WAIT_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub wait_timeout_ms: u64,
+}
+
+impl DatabaseConfig {
+    pub fn new(url: impl Into<String>, pool_size: usize) -> Self {
+        Self {
+            url: Secret::new(url),
+            pool_size,
+            wait_timeout_ms: 5_000,
+        }
+    }
+
+    pub fn wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.wait_timeout_ms)
+    }
+}
+
+/// What the HTTP service needs besides the database.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfig {
+    /// Secret used to sign login tokens (HS256). At least 32 bytes.
+    #[arg(long = "jwt-secret", env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Secret,
+
+    /// Lifetime of a login token, in minutes.
+    #[arg(long = "jwt-ttl-minutes", env = "JWT_TTL_MINUTES", default_value_t = 720)]
+    pub jwt_ttl_minutes: u32,
+
+    /// Scheme of the tenants' public URLs (`SITE_URL`): `https`, or `http` in development.
+    #[arg(
+        long = "public-url-scheme",
+        env = "PUBLIC_URL_SCHEME",
+        default_value = "https"
+    )]
+    pub public_url_scheme: String,
+
+    /// Port of the tenants' public URLs, when not the scheme's default.
+    #[arg(long = "public-url-port", env = "PUBLIC_URL_PORT")]
+    pub public_url_port: Option<u16>,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Deepest GraphQL selection accepted.
+    #[arg(long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", default_value_t = 12)]
+    pub graphql_max_depth: usize,
+
+    /// Largest GraphQL query complexity accepted.
+    #[arg(
+        long = "graphql-max-complexity",
+        env = "GRAPHQL_MAX_COMPLEXITY",
+        default_value_t = 2_000
+    )]
+    pub graphql_max_complexity: usize,
+
+    /// Serve GraphiQL at /graphiql.
+    #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub graphiql: bool,
+}
+
+impl ServiceConfig {
+    /// Settings for tests and tools: everything at its default but the signing secret.
+    pub fn with_secret(jwt_secret: impl Into<String>) -> Self {
+        Self {
+            jwt_secret: Secret::new(jwt_secret),
+            jwt_ttl_minutes: 720,
+            public_url_scheme: "https".to_owned(),
+            public_url_port: None,
+            max_body_bytes: 1024 * 1024,
+            graphql_max_depth: 12,
+            graphql_max_complexity: 2_000,
+            graphiql: true,
+        }
+    }
+
+    pub fn jwt_ttl(&self) -> Duration {
+        Duration::from_secs(u64::from(self.jwt_ttl_minutes) * 60)
+    }
+}
+
+/// Where `serve` listens.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BindConfig {
+    /// Address to listen on.
+    #[arg(long = "bind", env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+}

@@ -1,0 +1,101 @@
+//! The one application error, turned into a GraphQL error (with `extensions.code`) at the
+//! edge. Internal causes are logged, never shown: no SQL reaches a client.
+
+use async_graphql::ErrorExtensions;
+
+/// The one application error.
+///
+/// It deliberately has no `Display`: async-graphql turns anything displayable into an error
+/// without a code, so only the conversion below can make a GraphQL error of it.
+#[derive(Debug)]
+pub enum AppError {
+    Unauthenticated(&'static str),
+    Forbidden(&'static str),
+    NotFound { what: &'static str },
+    BadUserInput { field: String, message: String },
+    Conflict { field: Option<String>, message: String },
+    TenantNotFound,
+    TenantSuspended,
+    Unavailable,
+    Internal(anyhow::Error),
+}
+
+impl AppError {
+    pub fn bad_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::BadUserInput {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: field.map(str::to_owned),
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// What the client is told. Internal causes stay in the log.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Unauthenticated(why) => format!("authentication required: {why}"),
+            Self::Forbidden(why) => (*why).to_owned(),
+            Self::NotFound { what } => format!("{what} not found"),
+            Self::BadUserInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
+            Self::TenantNotFound => "no tenant is served at this host".to_owned(),
+            Self::TenantSuspended => "this tenant is suspended".to_owned(),
+            Self::Unavailable => "the service is busy, try again".to_owned(),
+            Self::Internal(_) => "internal error".to_owned(),
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::BadUserInput { .. } => "BAD_USER_INPUT",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::TenantNotFound => "TENANT_NOT_FOUND",
+            Self::TenantSuspended => "TENANT_SUSPENDED",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    fn field(&self) -> Option<&str> {
+        match self {
+            Self::BadUserInput { field, .. } => Some(field),
+            Self::Conflict { field, .. } => field.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        if let AppError::Internal(cause) = &e {
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let code = e.code();
+        let field = e.field().map(str::to_owned);
+        async_graphql::Error::new(e.message()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;

@@ -1,0 +1,139 @@
+//! The GraphQL schema: each domain's queries and mutations merged, the Relay `Node`
+//! interface, limits, and what every resolver can reach of its request.
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, EmptySubscription, ID, Interface, MergedObject, Object, Schema, SchemaBuilder};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::sync::OnceCell;
+
+use crate::auth::graphql::{ApiToken, AuthMutation, AuthQuery, UserNode};
+use crate::auth::tokens::JwtKeys;
+use crate::auth::users::UserLoader;
+use crate::auth::{Actor, authenticate};
+use crate::config::ServiceConfig;
+use crate::error::{AppError, AppResult};
+use crate::settings::graphql::{SettingsMutation, SettingsQuery};
+use crate::tenancy::TenantDb;
+
+pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// What lives as long as the service: shared by every request, holding nothing of a tenant.
+pub struct Services {
+    pub config: ServiceConfig,
+    pub jwt: JwtKeys,
+}
+
+/// What one request carries: its tenant unit, its credential, its loaders.
+/// Built per request, so no cache of one tenant's rows can serve another.
+pub struct RequestContext {
+    pub db: Arc<TenantDb>,
+    pub services: Arc<Services>,
+    bearer: Option<String>,
+    actor: OnceCell<Actor>,
+    pub users: DataLoader<UserLoader>,
+}
+
+impl RequestContext {
+    pub fn new(db: Arc<TenantDb>, services: Arc<Services>, bearer: Option<String>) -> Self {
+        Self {
+            users: DataLoader::new(UserLoader { db: Arc::clone(&db) }, tokio::spawn),
+            db,
+            services,
+            bearer,
+            actor: OnceCell::new(),
+        }
+    }
+
+    /// The authenticated actor, worked out once per request on first need.
+    pub async fn actor(&self) -> AppResult<&Actor> {
+        self.actor
+            .get_or_try_init(|| authenticate(&self.db, &self.services.jwt, self.bearer.as_deref()))
+            .await
+    }
+}
+
+/// Shorthand for resolvers.
+pub trait ContextExt {
+    fn request(&self) -> &RequestContext;
+}
+
+impl ContextExt for Context<'_> {
+    fn request(&self) -> &RequestContext {
+        self.data_unchecked::<RequestContext>()
+    }
+}
+
+/// Opaque Relay ids: `base64url("<Type>:<id>")`.
+pub fn global_id(type_name: &str, id: i64) -> ID {
+    ID(URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}")))
+}
+
+/// Decodes a global id of any type into its type and row id.
+pub fn decode_global_id(field: &str, id: &ID) -> AppResult<(String, i64)> {
+    let invalid = || AppError::bad_input(field, "not a valid id");
+    let raw = URL_SAFE_NO_PAD.decode(id.as_str()).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (type_name, row_id) = raw.split_once(':').ok_or_else(invalid)?;
+    let row_id = row_id.parse().map_err(|_| invalid())?;
+    Ok((type_name.to_owned(), row_id))
+}
+
+/// Decodes a global id that must be of `type_name`.
+pub fn expect_global_id(field: &str, id: &ID, type_name: &str) -> AppResult<i64> {
+    match decode_global_id(field, id)? {
+        (t, row_id) if t == type_name => Ok(row_id),
+        _ => Err(AppError::bad_input(field, format!("not the id of a {type_name}"))),
+    }
+}
+
+/// Every entity, fetchable by its global id (Relay's Object Identification).
+#[derive(Interface)]
+#[graphql(field(name = "id", ty = "ID", desc = "A global, opaque identifier."))]
+pub enum Node {
+    User(UserNode),
+    ApiToken(ApiToken),
+}
+
+#[derive(Default)]
+pub struct NodeQuery;
+
+#[Object]
+impl NodeQuery {
+    /// Any entity by its global id, or null when it does not exist or is not visible.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
+        let (type_name, row_id) = decode_global_id("id", &id)?;
+        match type_name.as_str() {
+            "User" => Ok(UserNode::visible(ctx, row_id).await?.map(Node::User)),
+            "ApiToken" => Ok(ApiToken::visible(ctx, row_id).await?.map(Node::ApiToken)),
+            _ => Ok(None),
+        }
+    }
+}
+
+#[derive(MergedObject, Default)]
+pub struct Query(NodeQuery, AuthQuery, SettingsQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(AuthMutation, SettingsMutation);
+
+pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+}
+
+/// The served schema, with its limits.
+pub fn build_schema(config: &ServiceConfig) -> AppSchema {
+    schema_builder()
+        .limit_depth(config.graphql_max_depth)
+        .limit_complexity(config.graphql_max_complexity)
+        .limit_recursive_depth(32)
+        .limit_directives(50)
+        .finish()
+}
+
+/// The SDL of the schema, as `export-schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    schema_builder().finish().sdl()
+}

@@ -1,0 +1,185 @@
+//! The HTTP surface: `/graphql` (GET and POST, per GraphQL over HTTP), `/graphiql`,
+//! `/healthz`, `/readyz`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::ServerError;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::Router;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use diesel_async::SimpleAsyncConnection;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::db::DbPool;
+use crate::error::AppError;
+use crate::graphql::{AppSchema, RequestContext, Services};
+use crate::tenancy::{Access, TenantDb, TenantResolver};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the router's handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub pool: DbPool,
+    pub resolver: Arc<TenantResolver>,
+    pub services: Arc<Services>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.services.config.max_body_bytes;
+    let mut router = Router::new()
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    if state.services.config.graphiql {
+        router = router.route("/graphiql", get(graphiql));
+    }
+    router
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+                tenant = tracing::field::Empty,
+            )
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let mut conn = state.pool.get().await.ok()?;
+        conn.batch_execute("SELECT 1").await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Some(())) => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+    }
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    execute(&state, &headers, request.into_inner(), Method::POST).await
+}
+
+async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await
+    {
+        Ok(req) => execute(&state, &headers, req.into_inner(), Method::GET).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Whether the operation the request selects is a mutation (and so may write).
+fn operation_access(request: &async_graphql::Request) -> Access {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return Access::ReadOnly;
+    };
+    let ty = match (&document.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    if ty == Some(OperationType::Mutation) {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// An error about the request as a whole: no location, no path.
+fn request_error(error: AppError) -> async_graphql::Response {
+    let error: async_graphql::Error = error.into();
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    async_graphql::Response::from_errors(vec![server_error])
+}
+
+fn error_response(status: StatusCode, error: AppError) -> Response {
+    (status, GraphQLResponse::from(request_error(error))).into_response()
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    method: Method,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let tenant = match state.resolver.resolve(host).await {
+        Ok(tenant) => tenant,
+        Err(e) => return error_response(StatusCode::OK, e),
+    };
+    tracing::Span::current().record("tenant", tenant.schema.as_str());
+    let access = operation_access(&request);
+    if method == Method::GET && access == Access::ReadWrite {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            AppError::bad_input("query", "mutations are sent with POST"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, "POST".parse().expect("static header"));
+        return response;
+    }
+    let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, access));
+    let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers));
+    let mut response = state.schema.execute(request.data(context)).await;
+    // Each mutation already kept or undid its own savepoint; what is left is committed.
+    if let Err(e) = db.commit().await {
+        response = request_error(e);
+    }
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "GRAPHQL_VALIDATION_FAILED");
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}

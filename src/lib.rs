@@ -1,0 +1,18 @@
+//! Crowdminder: time tracking, leave and billing for consulting companies, served to many
+//! companies (tenants) at once, each in its own PostgreSQL schema, through one GraphQL API.
+//!
+//! Data flows one way: [`http`] -> [`graphql`] -> the domains ([`auth`], [`settings`]) ->
+//! [`tenancy::TenantDb`] -> PostgreSQL. Only [`tenancy`] ever sets `search_path`.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod provision;
+pub mod settings;
+pub mod telemetry;
+pub mod tenancy;
+
+pub use error::AppError;

@@ -1,0 +1,35 @@
+//! Tenancy: the registry of tenants and hosts, resolving a request's tenant, and the tenant
+//! context every piece of tenant work runs in.
+//!
+//! The context is a transaction whose first statement is
+//! `SELECT set_config('search_path', '"<schema>"', true)`. The setting ends with the
+//! transaction, so no commit, rollback or cancellation can carry one tenant's path into the
+//! next use of the connection; the pool also resets the path at every checkout. Nothing
+//! outside this module sets `search_path`.
+
+pub mod migrations;
+pub mod registry;
+pub mod resolver;
+mod schema_name;
+mod tenant_db;
+
+pub use registry::{Tenant, TenantStatus};
+pub use resolver::{TenantResolver, normalize_host};
+pub use schema_name::{SchemaName, SchemaNameError};
+pub use tenant_db::{Access, TenantConn, TenantDb};
+
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+
+/// Points the current transaction at `schema`. Must run inside a transaction: the setting is
+/// transaction-local and vanishes at its end.
+pub(crate) async fn enter_schema(
+    conn: &mut AsyncPgConnection,
+    schema: &SchemaName,
+) -> diesel::QueryResult<()> {
+    conn.batch_execute(&set_path_statement(schema)).await
+}
+
+/// `schema` is validated (no quotes of either kind), so it can stand in a literal.
+fn set_path_statement(schema: &SchemaName) -> String {
+    format!("SELECT set_config('search_path', '{}', true)", schema.quoted())
+}

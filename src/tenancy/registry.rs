@@ -1,0 +1,517 @@
+//! The tenant registry in `public`: tenants, their hosts, and their lifecycle.
+//! Every change here notifies [`REGISTRY_CHANNEL`] so running servers drop their cached view.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{
+    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
+};
+
+use super::migrations::{self, MigrationError};
+use super::{SchemaName, SchemaNameError, enter_schema, normalize_host};
+use crate::db::schema::{tenant_hosts, tenants};
+use crate::error::AppError;
+
+/// The channel on which registry changes are announced.
+pub const REGISTRY_CHANNEL: &str = "crowdminder_registry";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "ACTIVE",
+            Self::Suspended => "SUSPENDED",
+        }
+    }
+
+    fn parse(raw: &str) -> Self {
+        if raw == "SUSPENDED" {
+            Self::Suspended
+        } else {
+            Self::Active
+        }
+    }
+}
+
+/// A tenant as a request sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub id: i64,
+    pub schema: SchemaName,
+    pub name: String,
+    pub status: TenantStatus,
+    pub primary_host: Option<String>,
+}
+
+/// A tenant as the operator lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TenantListing {
+    pub id: i64,
+    pub schema: String,
+    pub name: String,
+    pub status: TenantStatus,
+    pub hosts: Vec<String>,
+    pub primary_host: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid schema name '{name}': {source}")]
+    InvalidSchema { name: String, source: SchemaNameError },
+    #[error("invalid host '{0}': use a DNS name such as acme.example.com")]
+    InvalidHost(String),
+    #[error("invalid tenant name: it must have 1 to 200 characters")]
+    InvalidName,
+    #[error("a tenant with schema '{0}' already exists")]
+    DuplicateSchema(String),
+    #[error("host '{0}' already belongs to a tenant")]
+    DuplicateHost(String),
+    #[error("a schema named '{0}' already exists in the database")]
+    SchemaExists(String),
+    #[error("no tenant with schema '{0}'")]
+    UnknownTenant(String),
+    #[error("host '{host}' does not belong to tenant '{schema}'")]
+    UnknownHost { schema: String, host: String },
+    #[error("host '{0}' is the tenant's primary host; make another host primary first")]
+    PrimaryHost(String),
+    #[error(transparent)]
+    Migration(#[from] MigrationError),
+    #[error("setting up the tenant failed: {}", .0.message())]
+    Seed(AppError),
+    #[error("database error: {0}")]
+    Database(#[from] DieselError),
+}
+
+impl RegistryError {
+    /// Errors caused by the operator's input, as opposed to the system failing.
+    pub fn is_user_error(&self) -> bool {
+        match self {
+            Self::Migration(_) | Self::Database(_) => false,
+            Self::Seed(e) => matches!(e, AppError::BadUserInput { .. } | AppError::Conflict { .. }),
+            _ => true,
+        }
+    }
+}
+
+pub struct NewTenant {
+    pub schema: SchemaName,
+    pub name: String,
+    pub host: String,
+}
+
+impl NewTenant {
+    pub fn parse(schema: &str, name: &str, host: &str) -> Result<Self, RegistryError> {
+        let schema = SchemaName::parse(schema).map_err(|source| RegistryError::InvalidSchema {
+            name: schema.to_owned(),
+            source,
+        })?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(RegistryError::InvalidName);
+        }
+        Ok(Self {
+            schema,
+            name: name.to_owned(),
+            host: parse_host(host)?,
+        })
+    }
+}
+
+pub fn parse_host(raw: &str) -> Result<String, RegistryError> {
+    let host = normalize_host(raw).ok_or_else(|| RegistryError::InvalidHost(raw.to_owned()))?;
+    let labels_ok = host.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    });
+    if !labels_ok || host.len() > 253 || raw.contains(':') {
+        return Err(RegistryError::InvalidHost(raw.to_owned()));
+    }
+    Ok(host)
+}
+
+type TenantRow = (i64, String, String, String);
+
+fn tenant_from_row((id, schema, name, status): TenantRow, primary_host: Option<String>) -> Tenant {
+    Tenant {
+        id,
+        // The table's check constraint holds the same rule, so a stored name always parses.
+        schema: SchemaName::parse(&schema).expect("registry holds only valid schema names"),
+        name,
+        status: TenantStatus::parse(&status),
+        primary_host,
+    }
+}
+
+/// The tenant served at `host` (already normalised), with its primary host.
+pub async fn find_by_host(conn: &mut AsyncPgConnection, host: &str) -> QueryResult<Option<Tenant>> {
+    let row: Option<TenantRow> = tenant_hosts::table
+        .inner_join(tenants::table)
+        .filter(tenant_hosts::host.eq(host))
+        .select((tenants::id, tenants::schema_name, tenants::name, tenants::status))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let primary = primary_host(conn, row.0).await?;
+    Ok(Some(tenant_from_row(row, primary)))
+}
+
+pub async fn find_by_schema(conn: &mut AsyncPgConnection, schema: &str) -> QueryResult<Option<Tenant>> {
+    let row: Option<TenantRow> = tenants::table
+        .filter(tenants::schema_name.eq(schema))
+        .select((tenants::id, tenants::schema_name, tenants::name, tenants::status))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    let primary = primary_host(conn, row.0).await?;
+    Ok(Some(tenant_from_row(row, primary)))
+}
+
+async fn primary_host(conn: &mut AsyncPgConnection, tenant_id: i64) -> QueryResult<Option<String>> {
+    tenant_hosts::table
+        .filter(tenant_hosts::tenant_id.eq(tenant_id))
+        .filter(tenant_hosts::is_primary.eq(true))
+        .select(tenant_hosts::host)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Every tenant's schema, for work that visits them all.
+pub async fn all_schemas(conn: &mut AsyncPgConnection) -> QueryResult<Vec<SchemaName>> {
+    let names: Vec<String> = tenants::table
+        .select(tenants::schema_name)
+        .order(tenants::schema_name)
+        .load(conn)
+        .await?;
+    Ok(names
+        .iter()
+        .map(|n| SchemaName::parse(n).expect("registry holds only valid schema names"))
+        .collect())
+}
+
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<TenantListing>> {
+    let rows: Vec<(i64, String, String, String, DateTime<Utc>)> = tenants::table
+        .select((
+            tenants::id,
+            tenants::schema_name,
+            tenants::name,
+            tenants::status,
+            tenants::created_at,
+        ))
+        .order(tenants::schema_name)
+        .load(conn)
+        .await?;
+    let hosts: Vec<(i64, String, bool)> = tenant_hosts::table
+        .select((
+            tenant_hosts::tenant_id,
+            tenant_hosts::host,
+            tenant_hosts::is_primary,
+        ))
+        .order((
+            tenant_hosts::tenant_id,
+            tenant_hosts::is_primary.desc(),
+            tenant_hosts::host,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, schema, name, status, created_at)| {
+            let own: Vec<&(i64, String, bool)> = hosts.iter().filter(|h| h.0 == id).collect();
+            TenantListing {
+                id,
+                schema,
+                name,
+                status: TenantStatus::parse(&status),
+                primary_host: own.iter().find(|h| h.2).map(|h| h.1.clone()),
+                hosts: own.iter().map(|h| h.1.clone()).collect(),
+                created_at,
+            }
+        })
+        .collect())
+}
+
+/// Creates a tenant: registry row, primary host, schema with every migration, then `seed`
+/// (the first admin), all in one transaction. Any failure leaves nothing behind.
+pub async fn create<F>(
+    conn: &mut AsyncPgConnection,
+    new: &NewTenant,
+    seed: F,
+) -> Result<Tenant, RegistryError>
+where
+    F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
+{
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = create_in_transaction(conn, new, seed).await;
+    finish(conn, outcome).await
+}
+
+async fn create_in_transaction<F>(
+    conn: &mut AsyncPgConnection,
+    new: &NewTenant,
+    seed: F,
+) -> Result<Tenant, RegistryError>
+where
+    F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
+{
+    let schema_taken: bool = diesel::select(diesel::dsl::exists(
+        tenants::table.filter(tenants::schema_name.eq(new.schema.as_str())),
+    ))
+    .get_result(conn)
+    .await?;
+    if schema_taken {
+        return Err(RegistryError::DuplicateSchema(new.schema.to_string()));
+    }
+    let id: i64 = diesel::insert_into(tenants::table)
+        .values((
+            tenants::schema_name.eq(new.schema.as_str()),
+            tenants::name.eq(&new.name),
+        ))
+        .returning(tenants::id)
+        .get_result(conn)
+        .await
+        .map_err(|e| unique_violation(e, || RegistryError::DuplicateSchema(new.schema.to_string())))?;
+    insert_host(conn, id, &new.host, true).await?;
+    conn.batch_execute(&format!("CREATE SCHEMA {}", new.schema.quoted()))
+        .await
+        .map_err(|e| match e {
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if info.message().contains("already exists") =>
+            {
+                RegistryError::SchemaExists(new.schema.to_string())
+            }
+            other => RegistryError::Database(other),
+        })?;
+    enter_schema(conn, &new.schema).await?;
+    migrations::install_tenant(conn).await?;
+    seed(conn).await.map_err(RegistryError::Seed)?;
+    notify(conn, &new.schema).await?;
+    Ok(Tenant {
+        id,
+        schema: new.schema.clone(),
+        name: new.name.clone(),
+        status: TenantStatus::Active,
+        primary_host: Some(new.host.clone()),
+    })
+}
+
+async fn insert_host(
+    conn: &mut AsyncPgConnection,
+    tenant_id: i64,
+    host: &str,
+    primary: bool,
+) -> Result<(), RegistryError> {
+    if primary {
+        diesel::update(tenant_hosts::table.filter(tenant_hosts::tenant_id.eq(tenant_id)))
+            .set(tenant_hosts::is_primary.eq(false))
+            .execute(conn)
+            .await?;
+    }
+    diesel::insert_into(tenant_hosts::table)
+        .values((
+            tenant_hosts::host.eq(host),
+            tenant_hosts::tenant_id.eq(tenant_id),
+            tenant_hosts::is_primary.eq(primary),
+        ))
+        .execute(conn)
+        .await
+        .map_err(|e| unique_violation(e, || RegistryError::DuplicateHost(host.to_owned())))?;
+    Ok(())
+}
+
+fn unique_violation(e: DieselError, conflict: impl FnOnce() -> RegistryError) -> RegistryError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => conflict(),
+        other => RegistryError::Database(other),
+    }
+}
+
+async fn notify(conn: &mut AsyncPgConnection, schema: &SchemaName) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<diesel::sql_types::Text, _>(REGISTRY_CHANNEL)
+        .bind::<diesel::sql_types::Text, _>(schema.as_str())
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn finish<T>(
+    conn: &mut AsyncPgConnection,
+    outcome: Result<T, RegistryError>,
+) -> Result<T, RegistryError> {
+    match outcome {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            Err(e)
+        }
+    }
+}
+
+async fn tenant_id(conn: &mut AsyncPgConnection, schema: &str) -> Result<i64, RegistryError> {
+    tenants::table
+        .filter(tenants::schema_name.eq(schema))
+        .select(tenants::id)
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or_else(|| RegistryError::UnknownTenant(schema.to_owned()))
+}
+
+/// Suspends or reactivates a tenant. A suspended tenant's requests are refused.
+pub async fn set_status(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    status: TenantStatus,
+) -> Result<(), RegistryError> {
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = async {
+        let id = tenant_id(conn, schema).await?;
+        let suspended_at = (status == TenantStatus::Suspended).then(Utc::now);
+        diesel::update(tenants::table.find(id))
+            .set((
+                tenants::status.eq(status.as_str()),
+                tenants::suspended_at.eq(suspended_at),
+            ))
+            .execute(conn)
+            .await?;
+        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        Ok(())
+    }
+    .await;
+    finish(conn, outcome).await
+}
+
+/// Drops the tenant's schema and everything in it, and its registry entry.
+pub async fn delete(conn: &mut AsyncPgConnection, schema: &str) -> Result<(), RegistryError> {
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = async {
+        let id = tenant_id(conn, schema).await?;
+        let name = SchemaName::parse(schema).expect("found in the registry");
+        conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", name.quoted()))
+            .await?;
+        diesel::delete(tenants::table.find(id)).execute(conn).await?;
+        notify(conn, &name).await?;
+        Ok(())
+    }
+    .await;
+    finish(conn, outcome).await
+}
+
+/// Adds a host to a tenant (optionally as its new primary host).
+pub async fn add_host(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    host: &str,
+    primary: bool,
+) -> Result<String, RegistryError> {
+    let host = parse_host(host)?;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = async {
+        let id = tenant_id(conn, schema).await?;
+        insert_host(conn, id, &host, primary).await?;
+        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        Ok(host.clone())
+    }
+    .await;
+    finish(conn, outcome).await
+}
+
+/// Moves an existing host to another tenant (it stops serving the old one at once).
+pub async fn move_host(
+    conn: &mut AsyncPgConnection,
+    host: &str,
+    to_schema: &str,
+    primary: bool,
+) -> Result<(), RegistryError> {
+    let host = parse_host(host)?;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = async {
+        let to = tenant_id(conn, to_schema).await?;
+        let current: Option<(i64, bool)> = tenant_hosts::table
+            .find(&host)
+            .select((tenant_hosts::tenant_id, tenant_hosts::is_primary))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        match current {
+            None => {
+                return Err(RegistryError::UnknownHost {
+                    schema: to_schema.to_owned(),
+                    host: host.clone(),
+                });
+            }
+            Some((_, true)) => return Err(RegistryError::PrimaryHost(host.clone())),
+            Some(_) => {}
+        }
+        diesel::delete(tenant_hosts::table.find(&host))
+            .execute(conn)
+            .await?;
+        insert_host(conn, to, &host, primary).await?;
+        notify(
+            conn,
+            &SchemaName::parse(to_schema).expect("found in the registry"),
+        )
+        .await?;
+        Ok(())
+    }
+    .await;
+    finish(conn, outcome).await
+}
+
+/// Removes a host from a tenant. The primary host cannot be removed.
+pub async fn remove_host(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    host: &str,
+) -> Result<(), RegistryError> {
+    let host = parse_host(host)?;
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    let outcome = async {
+        let id = tenant_id(conn, schema).await?;
+        let is_primary: Option<bool> = tenant_hosts::table
+            .filter(tenant_hosts::host.eq(&host))
+            .filter(tenant_hosts::tenant_id.eq(id))
+            .select(tenant_hosts::is_primary)
+            .first(conn)
+            .await
+            .optional()?;
+        match is_primary {
+            None => {
+                return Err(RegistryError::UnknownHost {
+                    schema: schema.to_owned(),
+                    host: host.clone(),
+                });
+            }
+            Some(true) => return Err(RegistryError::PrimaryHost(host.clone())),
+            Some(false) => {}
+        }
+        diesel::delete(tenant_hosts::table.find(&host))
+            .execute(conn)
+            .await?;
+        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        Ok(())
+    }
+    .await;
+    finish(conn, outcome).await
+}

@@ -1,0 +1,189 @@
+//! [`TenantDb`]: one unit of tenant work (a GraphQL request, a job) on one connection, in one
+//! transaction, with the tenant's `search_path` set once.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use diesel_async::pooled_connection::deadpool::{Object, PoolError};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{SchemaName, Tenant, set_path_statement};
+use crate::db::{DbPool, PooledConn};
+use crate::error::{AppError, AppResult};
+
+/// Whether the unit may write. Queries run read-only; mutations read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
+enum Slot {
+    /// No database work yet: no connection is held.
+    Idle,
+    /// A connection inside the unit's open transaction.
+    Open(PooledConn),
+    /// Committed or rolled back; the connection went back to the pool.
+    Closed,
+}
+
+/// The database side of one unit of tenant work.
+///
+/// It takes a connection only when first asked for one, opens one transaction that starts
+/// with the tenant's `search_path`, and lends that connection to every resolver and loader
+/// of the unit in turn. [`TenantDb::commit`] ends it. Dropped while still open (a client
+/// that hung up, a panic), it throws its connection away rather than returning it to the
+/// pool mid-transaction; the server then rolls the transaction back.
+pub struct TenantDb {
+    pool: DbPool,
+    tenant: Arc<Tenant>,
+    access: Access,
+    slot: Mutex<Slot>,
+}
+
+/// A borrowed connection inside the unit's transaction. Hold it only for the statements at
+/// hand: never across a DataLoader await, which needs the connection itself.
+pub struct TenantConn<'a> {
+    guard: MutexGuard<'a, Slot>,
+}
+
+impl TenantDb {
+    pub fn new(pool: DbPool, tenant: Arc<Tenant>, access: Access) -> Self {
+        Self {
+            pool,
+            tenant,
+            access,
+            slot: Mutex::new(Slot::Idle),
+        }
+    }
+
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+
+    pub fn schema(&self) -> &SchemaName {
+        &self.tenant.schema
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The unit's connection, opening its transaction on first use.
+    pub async fn conn(&self) -> AppResult<TenantConn<'_>> {
+        let mut guard = self.slot.lock().await;
+        match &*guard {
+            Slot::Open(_) => {}
+            Slot::Closed => {
+                return Err(AppError::internal(anyhow::anyhow!(
+                    "tenant unit used after it ended"
+                )));
+            }
+            Slot::Idle => {
+                let mut conn = self.pool.get().await.map_err(pool_error)?;
+                begin(&mut conn, &self.tenant.schema, self.access).await?;
+                *guard = Slot::Open(conn);
+            }
+        }
+        Ok(TenantConn { guard })
+    }
+
+    /// Commits the unit's work, if it did any, and returns the connection to the pool.
+    pub async fn commit(&self) -> AppResult<()> {
+        self.finish(true).await
+    }
+
+    /// Undoes the unit's work, if it did any, and returns the connection to the pool.
+    pub async fn rollback(&self) -> AppResult<()> {
+        self.finish(false).await
+    }
+
+    async fn finish(&self, commit: bool) -> AppResult<()> {
+        let mut guard = self.slot.lock().await;
+        let Slot::Open(mut conn) = std::mem::replace(&mut *guard, Slot::Closed) else {
+            return Ok(());
+        };
+        let outcome = if commit {
+            AnsiTransactionManager::commit_transaction(&mut *conn).await
+        } else {
+            AnsiTransactionManager::rollback_transaction(&mut *conn).await
+        };
+        if outcome.is_err() {
+            // A connection whose transaction could not be ended is not fit for anyone else.
+            drop(Object::take(conn));
+        }
+        outcome.map_err(AppError::from)
+    }
+}
+
+impl Drop for TenantDb {
+    fn drop(&mut self) {
+        if let Slot::Open(conn) = std::mem::replace(self.slot.get_mut(), Slot::Closed) {
+            tracing::debug!(schema = %self.tenant.schema, "tenant unit dropped mid-transaction; closing its connection");
+            drop(Object::take(conn));
+        }
+    }
+}
+
+impl Deref for TenantConn<'_> {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        match &*self.guard {
+            Slot::Open(conn) => conn,
+            _ => unreachable!("a TenantConn exists only while its slot is open"),
+        }
+    }
+}
+
+impl DerefMut for TenantConn<'_> {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        match &mut *self.guard {
+            Slot::Open(conn) => conn,
+            _ => unreachable!("a TenantConn exists only while its slot is open"),
+        }
+    }
+}
+
+impl TenantConn<'_> {
+    /// Starts a savepoint inside the unit's transaction: one mutation's own sub-transaction.
+    /// Pair it with [`TenantConn::end_savepoint`].
+    pub async fn begin_savepoint(&mut self) -> AppResult<()> {
+        AnsiTransactionManager::begin_transaction(&mut **self).await?;
+        Ok(())
+    }
+
+    /// Keeps the savepoint's work when `outcome` is `Ok`, undoes it otherwise, and passes
+    /// `outcome` on. One failed mutation thus undoes only itself.
+    pub async fn end_savepoint<T>(&mut self, outcome: AppResult<T>) -> AppResult<T> {
+        match outcome {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(&mut **self).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                AnsiTransactionManager::rollback_transaction(&mut **self).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// BEGIN and the path in one round trip.
+async fn begin(conn: &mut AsyncPgConnection, schema: &SchemaName, access: Access) -> AppResult<()> {
+    let mode = match access {
+        Access::ReadOnly => "BEGIN READ ONLY",
+        Access::ReadWrite => "BEGIN",
+    };
+    let sql = format!("{mode}; {}", set_path_statement(schema));
+    AnsiTransactionManager::begin_transaction_sql(conn, &sql).await?;
+    Ok(())
+}
+
+pub(crate) fn pool_error(e: PoolError) -> AppError {
+    match e {
+        PoolError::Timeout(_) => AppError::Unavailable,
+        other => AppError::internal(anyhow::anyhow!("database pool: {other}")),
+    }
+}
