@@ -1,0 +1,366 @@
+//! The test harness: every test gets its own database, copied from a template that holds the
+//! migrated `public` schema, and tenants made exactly as production makes them.
+//!
+//! Databases are dropped `WITH (FORCE)` when a test ends, pass or fail; those left by a
+//! crashed run (named after a process that no longer exists) are swept at the next start.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use crowdminder::auth::tokens::JwtKeys;
+use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
+use crowdminder::db::{self, DbPool};
+use crowdminder::graphql::{self, Services};
+use crowdminder::http::{self, AppState};
+use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::tenancy::migrations::{self, PUBLIC_MIGRATIONS};
+use crowdminder::tenancy::registry::NewTenant;
+use crowdminder::tenancy::{Tenant, TenantResolver};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tower::ServiceExt;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// The test server's URL (any database on it), from `TEST_DATABASE_URL`.
+pub fn server_url() -> String {
+    std::env::var("TEST_DATABASE_URL").expect(
+        "TEST_DATABASE_URL is not set: run the tests with `scripts/dev.sh test`, which starts PostgreSQL",
+    )
+}
+
+/// The same server, another database.
+pub fn database_url(database: &str) -> String {
+    let server = server_url();
+    let (base, _) = server.rsplit_once('/').expect("a URL ending in /<database>");
+    format!("{base}/{database}")
+}
+
+async fn admin_conn() -> AsyncPgConnection {
+    db::connect(&database_url("postgres"))
+        .await
+        .expect("connect to the test server")
+}
+
+fn template_name() -> String {
+    let mut hasher = Sha256::new();
+    for m in PUBLIC_MIGRATIONS {
+        hasher.update(m.version.as_bytes());
+        hasher.update(m.up.as_bytes());
+    }
+    let digest = hasher.finalize();
+    format!(
+        "cmtest_template_{}",
+        digest
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
+/// Makes the template once per migration set, under a lock shared by all test processes,
+/// and sweeps databases left by runs that died.
+async fn prepare_server(admin: &mut AsyncPgConnection) -> String {
+    let template = template_name();
+    admin
+        .batch_execute("SELECT pg_advisory_lock(727274)")
+        .await
+        .unwrap();
+    let existing: Vec<String> = list_databases(admin).await;
+    for name in &existing {
+        let stale_template = name.starts_with("cmtest_template_") && *name != template;
+        let dead_owner = name
+            .strip_prefix("cmtest_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if stale_template || dead_owner {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                .await;
+        }
+    }
+    if !existing.contains(&template) {
+        let building = format!("{template}_building");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{building}\""))
+            .await
+            .unwrap();
+        {
+            let mut conn = db::connect(&database_url(&building)).await.unwrap();
+            migrations::migrate_public(&mut conn).await.unwrap();
+        }
+        admin
+            .batch_execute(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{template}\""))
+            .await
+            .unwrap();
+    }
+    admin
+        .batch_execute("SELECT pg_advisory_unlock(727274)")
+        .await
+        .unwrap();
+    template
+}
+
+async fn list_databases(conn: &mut AsyncPgConnection) -> Vec<String> {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT datname::text AS datname FROM pg_database WHERE datname LIKE 'cmtest%'")
+            .load(conn)
+            .await
+            .unwrap();
+    rows.into_iter().map(|r| r.datname).collect()
+}
+
+/// A database of this test's own, with `public` migrated.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let mut admin = admin_conn().await;
+        let template = prepare_server(&mut admin).await;
+        let name = format!(
+            "cmtest_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        admin
+            .batch_execute(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+            .await
+            .unwrap();
+        Self {
+            url: database_url(&name),
+            name,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime, so the clean-up gets a thread and runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut admin = admin_conn().await;
+                let _ = admin
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await;
+            });
+        })
+        .join();
+    }
+}
+
+/// A tenant made for a test, with its first admin's credentials.
+#[derive(Clone, Debug)]
+pub struct TestTenant {
+    pub tenant: Tenant,
+    pub schema: String,
+    pub host: String,
+    pub admin_email: String,
+    pub admin_password: String,
+}
+
+/// The service on a test database, called in-process through its router.
+pub struct TestApp {
+    pub pool: DbPool,
+    pub router: Router,
+    pub resolver: Arc<TenantResolver>,
+    pub db: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_pool_size(4).await
+    }
+
+    pub async fn with_pool_size(size: usize) -> Self {
+        Self::with_config(size, ServiceConfig::with_secret(JWT_SECRET)).await
+    }
+
+    pub async fn with_config(pool_size: usize, config: ServiceConfig) -> Self {
+        let db = TestDatabase::create().await;
+        let db_config = DatabaseConfig::new(db.url.clone(), pool_size);
+        let pool = db::build_pool(&db_config).unwrap();
+        let resolver = TenantResolver::new(pool.clone());
+        resolver.spawn_listener(Secret::new(db.url.clone()));
+        let services = Arc::new(Services {
+            jwt: JwtKeys::new(&config).unwrap(),
+            config,
+        });
+        let router = http::router(AppState {
+            schema: graphql::build_schema(&services.config),
+            pool: pool.clone(),
+            resolver: Arc::clone(&resolver),
+            services,
+        });
+        Self {
+            pool,
+            router,
+            resolver,
+            db,
+        }
+    }
+
+    /// A raw connection to the test database, for setting up and checking what the API cannot.
+    pub async fn raw_conn(&self) -> AsyncPgConnection {
+        db::connect(&self.db.url).await.unwrap()
+    }
+
+    pub async fn create_tenant(&self, schema: &str) -> TestTenant {
+        let host = format!("{}.test.localhost", schema.replace('_', "-"));
+        let admin_email = format!("Admin@{}.example", schema.replace('_', "-"));
+        let admin_password = format!("password-of-{schema}");
+        let mut conn = self.raw_conn().await;
+        let tenant = provision::create_tenant(
+            &mut conn,
+            &NewTenant::parse(schema, &format!("Company {schema}"), &host).unwrap(),
+            FirstAdmin {
+                email: admin_email.clone(),
+                name: format!("Admin of {schema}"),
+                password: Secret::new(admin_password.clone()),
+            },
+        )
+        .await
+        .unwrap();
+        TestTenant {
+            tenant,
+            schema: schema.to_owned(),
+            host,
+            admin_email,
+            admin_password,
+        }
+    }
+
+    /// POSTs a GraphQL request and returns the status and JSON body.
+    pub async fn post(
+        &self,
+        host: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::post("/graphql")
+            .header("host", host)
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
+        (status, value)
+    }
+
+    /// The JSON body of a GraphQL request that must succeed.
+    pub async fn gql(&self, host: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let (status, body) = self.post(host, token, query, variables).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.get("errors").is_none(), "unexpected errors: {body}");
+        body["data"].clone()
+    }
+
+    /// The `extensions.code` of the first error of a request that must fail.
+    pub async fn gql_error(
+        &self,
+        host: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> (String, Value) {
+        let (_, body) = self.post(host, token, query, variables).await;
+        let error = body["errors"][0].clone();
+        assert!(!error.is_null(), "expected an error: {body}");
+        (
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            error,
+        )
+    }
+
+    pub async fn login(&self, host: &str, email: &str, password: &str) -> String {
+        let data = self
+            .gql(
+                host,
+                None,
+                "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+                json!({ "e": email, "p": password }),
+            )
+            .await;
+        data["login"]["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn login_admin(&self, tenant: &TestTenant) -> String {
+        self.login(&tenant.host, &tenant.admin_email, &tenant.admin_password)
+            .await
+    }
+
+    /// Creates a user through the API (as the tenant's admin) and returns a login token.
+    pub async fn create_user(
+        &self,
+        tenant: &TestTenant,
+        admin_token: &str,
+        email: &str,
+        role: &str,
+    ) -> String {
+        let password = "a-good-long-password";
+        self.gql(
+            &tenant.host,
+            Some(admin_token),
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+            json!({ "i": { "email": email, "name": "Someone", "role": role, "password": password } }),
+        )
+        .await;
+        self.login(&tenant.host, email, password).await
+    }
+}
+
+/// Retries `check` for up to two seconds: for effects that travel through LISTEN/NOTIFY.
+pub async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..40 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("condition not met within 2 s");
+}
