@@ -7,8 +7,10 @@ use std::time::Duration;
 use async_graphql::ServerError;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -79,18 +81,28 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn graphql_post(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    request: GraphQLRequest,
-) -> Response {
-    execute(&state, &headers, request.into_inner(), Method::POST).await
+async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
+    // Read the body under the limit first, so an oversized one is a 413 however it is sent
+    // (with a length or chunked).
+    let (parts, body) = request.into_parts();
+    let bytes = match axum::body::to_bytes(body, state.services.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("the body exceeds {} bytes", state.services.config.max_body_bytes);
+            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        }
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let headers = request.headers().clone();
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(req) => execute(&state, &headers, req.into_inner(), Method::POST).await,
+        Err(rejection) => rejection.into_response(),
+    }
 }
 
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers().clone();
-    match GraphQLRequest::<async_graphql_axum::rejection::GraphQLRejection>::from_request(request, &()).await
-    {
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
         Ok(req) => execute(&state, &headers, req.into_inner(), Method::GET).await,
         Err(rejection) => rejection.into_response(),
     }

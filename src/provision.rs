@@ -6,7 +6,6 @@ use diesel_async::AsyncPgConnection;
 use crate::auth::Role;
 use crate::auth::users::{self, NewUser};
 use crate::config::Secret;
-use crate::error::AppError;
 use crate::tenancy::Tenant;
 use crate::tenancy::registry::{self, NewTenant, RegistryError};
 
@@ -33,8 +32,5 @@ pub async fn create_tenant(
     )
     .await
     .map_err(RegistryError::Seed)?;
-    registry::create(conn, tenant, async |c| {
-        users::insert(c, &admin).await.map(|_| ()).map_err(AppError::from)
-    })
-    .await
+    registry::create(conn, tenant, async |c| users::insert(c, &admin).await.map(|_| ())).await
 }

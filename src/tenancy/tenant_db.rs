@@ -23,7 +23,7 @@ enum Slot {
     /// No database work yet: no connection is held.
     Idle,
     /// A connection inside the unit's open transaction.
-    Open(PooledConn),
+    Open(Box<PooledConn>),
     /// Committed or rolled back; the connection went back to the pool.
     Closed,
 }
@@ -83,7 +83,7 @@ impl TenantDb {
             Slot::Idle => {
                 let mut conn = self.pool.get().await.map_err(pool_error)?;
                 begin(&mut conn, &self.tenant.schema, self.access).await?;
-                *guard = Slot::Open(conn);
+                *guard = Slot::Open(Box::new(conn));
             }
         }
         Ok(TenantConn { guard })
@@ -105,13 +105,13 @@ impl TenantDb {
             return Ok(());
         };
         let outcome = if commit {
-            AnsiTransactionManager::commit_transaction(&mut *conn).await
+            AnsiTransactionManager::commit_transaction(&mut **conn).await
         } else {
-            AnsiTransactionManager::rollback_transaction(&mut *conn).await
+            AnsiTransactionManager::rollback_transaction(&mut **conn).await
         };
         if outcome.is_err() {
             // A connection whose transaction could not be ended is not fit for anyone else.
-            drop(Object::take(conn));
+            drop(Object::take(*conn));
         }
         outcome.map_err(AppError::from)
     }
@@ -121,7 +121,7 @@ impl Drop for TenantDb {
     fn drop(&mut self) {
         if let Slot::Open(conn) = std::mem::replace(self.slot.get_mut(), Slot::Closed) {
             tracing::debug!(schema = %self.tenant.schema, "tenant unit dropped mid-transaction; closing its connection");
-            drop(Object::take(conn));
+            drop(Object::take(*conn));
         }
     }
 }

@@ -271,6 +271,7 @@ impl TestApp {
             request = request.header("authorization", format!("Bearer {token}"));
         }
         let body = json!({ "query": query, "variables": variables }).to_string();
+        request = request.header("content-length", body.len());
         self.send(request.body(Body::from(body)).unwrap()).await
     }
 
