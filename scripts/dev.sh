@@ -6,7 +6,7 @@
 #
 # Without DATABASE_URL, `up` starts a private PostgreSQL under .data/postgres (port 54329)
 # and reuses it on the next start. `test` always uses its own under .data/postgres-test
-# (port 54330), tuned for speed rather than durability.
+# (port 54330 or the next free one), tuned for speed rather than durability.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

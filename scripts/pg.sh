@@ -64,7 +64,14 @@ case "$cmd" in
     if [[ ! -f "$cluster/PG_VERSION" ]]; then
       as_owner "$bin/initdb" -D "$cluster" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
     fi
-    if ! as_owner "$bin/pg_ctl" -D "$cluster" status >/dev/null 2>&1; then
+    if as_owner "$bin/pg_ctl" -D "$cluster" status >/dev/null 2>&1; then
+      # Already running (from an earlier start): its port is in postmaster.pid.
+      port=$(sed -n 4p "$cluster/postmaster.pid")
+    else
+      # Another server (another checkout's, say) may hold the port: take the next free one.
+      while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        port=$((port + 1))
+      done
       as_owner "$bin/pg_ctl" -D "$cluster" -l "$data/postgres.log" -w -t 60 \
         -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 $*" start >/dev/null \
         || { cat "$data/postgres.log" >&2; exit 1; }
