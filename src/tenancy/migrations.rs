@@ -11,12 +11,10 @@ use std::time::Instant;
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Text};
-use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
-};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 
-use super::{SchemaName, enter_schema, registry};
+use super::{SchemaName, enter_schema, in_transaction, registry};
 use crate::db::DbPool;
 
 /// One migration: a folder `migrations/<set>/<version>/` with `up.sql` and maybe `down.sql`.
@@ -93,23 +91,6 @@ async fn apply_pending(
     Ok(done)
 }
 
-async fn in_transaction<T>(
-    conn: &mut AsyncPgConnection,
-    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, MigrationError>,
-) -> Result<T, MigrationError> {
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    match work(conn).await {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            Ok(value)
-        }
-        Err(e) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
-            Err(e)
-        }
-    }
-}
-
 /// Brings `public` up to date.
 pub async fn migrate_public(conn: &mut AsyncPgConnection) -> Result<Vec<&'static str>, MigrationError> {
     in_transaction(conn, async |c| {
@@ -138,7 +119,7 @@ pub async fn migrate_tenant(
     let pending = in_transaction(conn, async |c| {
         enter_schema(c, schema).await?;
         let applied = applied_versions(c).await?;
-        Ok(TENANT_MIGRATIONS.iter().any(|m| !applied.contains(m.version)))
+        Ok::<_, MigrationError>(TENANT_MIGRATIONS.iter().any(|m| !applied.contains(m.version)))
     })
     .await?;
     if !pending {

@@ -18,7 +18,7 @@ pub use resolver::{TenantResolver, normalize_host};
 pub use schema_name::{SchemaName, SchemaNameError};
 pub use tenant_db::{Access, TenantConn, TenantDb};
 
-use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 
 /// Points the current transaction at `schema`. Must run inside a transaction: the setting is
 /// transaction-local and vanishes at its end.
@@ -32,4 +32,26 @@ pub(crate) async fn enter_schema(
 /// `schema` is validated (no quotes of either kind), so it can stand in a literal.
 fn set_path_statement(schema: &SchemaName) -> String {
     format!("SELECT set_config('search_path', '{}', true)", schema.quoted())
+}
+
+/// Runs `work` in a transaction of its own: committed when it returns `Ok`, rolled back
+/// otherwise. For operator work (registry changes, migrations), outside any request.
+pub(crate) async fn in_transaction<T, E>(
+    conn: &mut AsyncPgConnection,
+    work: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<diesel::result::Error>,
+{
+    AnsiTransactionManager::begin_transaction(conn).await?;
+    match work(conn).await {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(conn).await?;
+            Err(e)
+        }
+    }
 }

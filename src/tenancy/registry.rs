@@ -4,12 +4,10 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel_async::{
-    AnsiTransactionManager, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection, TransactionManager,
-};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::migrations::{self, MigrationError};
-use super::{SchemaName, SchemaNameError, enter_schema, normalize_host};
+use super::{SchemaName, SchemaNameError, enter_schema, in_transaction, normalize_host};
 use crate::db::schema::{tenant_hosts, tenants};
 use crate::error::AppError;
 
@@ -256,9 +254,7 @@ pub async fn create<F>(
 where
     F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
 {
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = create_in_transaction(conn, new, seed).await;
-    finish(conn, outcome).await
+    in_transaction(conn, async |conn| create_in_transaction(conn, new, seed).await).await
 }
 
 async fn create_in_transaction<F>(
@@ -350,31 +346,20 @@ async fn notify(conn: &mut AsyncPgConnection, schema: &SchemaName) -> QueryResul
         .map(|_| ())
 }
 
-async fn finish<T>(
-    conn: &mut AsyncPgConnection,
-    outcome: Result<T, RegistryError>,
-) -> Result<T, RegistryError> {
-    match outcome {
-        Ok(value) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            Ok(value)
-        }
-        Err(e) => {
-            AnsiTransactionManager::rollback_transaction(conn).await?;
-            Err(e)
-        }
-    }
-}
-
-async fn tenant_id(conn: &mut AsyncPgConnection, schema: &str) -> Result<i64, RegistryError> {
-    tenants::table
+/// The tenant's id and schema, its registry row locked until the transaction ends.
+async fn lock_tenant(conn: &mut AsyncPgConnection, schema: &str) -> Result<(i64, SchemaName), RegistryError> {
+    let id = tenants::table
         .filter(tenants::schema_name.eq(schema))
         .select(tenants::id)
         .for_update()
         .first(conn)
         .await
         .optional()?
-        .ok_or_else(|| RegistryError::UnknownTenant(schema.to_owned()))
+        .ok_or_else(|| RegistryError::UnknownTenant(schema.to_owned()))?;
+    Ok((
+        id,
+        SchemaName::parse(schema).expect("registry holds only valid schema names"),
+    ))
 }
 
 /// Suspends or reactivates a tenant. A suspended tenant's requests are refused.
@@ -383,9 +368,8 @@ pub async fn set_status(
     schema: &str,
     status: TenantStatus,
 ) -> Result<(), RegistryError> {
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = async {
-        let id = tenant_id(conn, schema).await?;
+    in_transaction(conn, async |conn| {
+        let (id, name) = lock_tenant(conn, schema).await?;
         let suspended_at = (status == TenantStatus::Suspended).then(Utc::now);
         diesel::update(tenants::table.find(id))
             .set((
@@ -394,27 +378,23 @@ pub async fn set_status(
             ))
             .execute(conn)
             .await?;
-        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        notify(conn, &name).await?;
         Ok(())
-    }
-    .await;
-    finish(conn, outcome).await
+    })
+    .await
 }
 
 /// Drops the tenant's schema and everything in it, and its registry entry.
 pub async fn delete(conn: &mut AsyncPgConnection, schema: &str) -> Result<(), RegistryError> {
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = async {
-        let id = tenant_id(conn, schema).await?;
-        let name = SchemaName::parse(schema).expect("found in the registry");
+    in_transaction(conn, async |conn| {
+        let (id, name) = lock_tenant(conn, schema).await?;
         conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", name.quoted()))
             .await?;
         diesel::delete(tenants::table.find(id)).execute(conn).await?;
         notify(conn, &name).await?;
         Ok(())
-    }
-    .await;
-    finish(conn, outcome).await
+    })
+    .await
 }
 
 /// Adds a host to a tenant (optionally as its new primary host).
@@ -425,15 +405,13 @@ pub async fn add_host(
     primary: bool,
 ) -> Result<String, RegistryError> {
     let host = parse_host(host)?;
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = async {
-        let id = tenant_id(conn, schema).await?;
+    in_transaction(conn, async |conn| {
+        let (id, name) = lock_tenant(conn, schema).await?;
         insert_host(conn, id, &host, primary).await?;
-        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        notify(conn, &name).await?;
         Ok(host.clone())
-    }
-    .await;
-    finish(conn, outcome).await
+    })
+    .await
 }
 
 /// Moves an existing host to another tenant (it stops serving the old one at once).
@@ -444,9 +422,8 @@ pub async fn move_host(
     primary: bool,
 ) -> Result<(), RegistryError> {
     let host = parse_host(host)?;
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = async {
-        let to = tenant_id(conn, to_schema).await?;
+    in_transaction(conn, async |conn| {
+        let (to, name) = lock_tenant(conn, to_schema).await?;
         let current: Option<(i64, bool)> = tenant_hosts::table
             .find(&host)
             .select((tenant_hosts::tenant_id, tenant_hosts::is_primary))
@@ -468,15 +445,10 @@ pub async fn move_host(
             .execute(conn)
             .await?;
         insert_host(conn, to, &host, primary).await?;
-        notify(
-            conn,
-            &SchemaName::parse(to_schema).expect("found in the registry"),
-        )
-        .await?;
+        notify(conn, &name).await?;
         Ok(())
-    }
-    .await;
-    finish(conn, outcome).await
+    })
+    .await
 }
 
 /// Removes a host from a tenant. The primary host cannot be removed.
@@ -486,9 +458,8 @@ pub async fn remove_host(
     host: &str,
 ) -> Result<(), RegistryError> {
     let host = parse_host(host)?;
-    AnsiTransactionManager::begin_transaction(conn).await?;
-    let outcome = async {
-        let id = tenant_id(conn, schema).await?;
+    in_transaction(conn, async |conn| {
+        let (id, name) = lock_tenant(conn, schema).await?;
         let is_primary: Option<bool> = tenant_hosts::table
             .filter(tenant_hosts::host.eq(&host))
             .filter(tenant_hosts::tenant_id.eq(id))
@@ -509,9 +480,8 @@ pub async fn remove_host(
         diesel::delete(tenant_hosts::table.find(&host))
             .execute(conn)
             .await?;
-        notify(conn, &SchemaName::parse(schema).expect("found in the registry")).await?;
+        notify(conn, &name).await?;
         Ok(())
-    }
-    .await;
-    finish(conn, outcome).await
+    })
+    .await
 }
