@@ -56,9 +56,9 @@ case "${1:-}" in
     export TEST_DATABASE_URL=$server
     shift
     if cargo nextest --version >/dev/null 2>&1; then
-      cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+      cargo nextest run --workspace --no-fail-fast "$@"
     else
-      cargo test --workspace --all-targets --no-fail-fast "$@"
+      cargo test --workspace --no-fail-fast "$@"
     fi
     ;;
   *)
