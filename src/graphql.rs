@@ -15,6 +15,7 @@ use crate::auth::users::UserLoader;
 use crate::auth::{Actor, authenticate};
 use crate::config::ServiceConfig;
 use crate::error::{AppError, AppResult};
+use crate::settings::cache::SettingsCache;
 use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
 
@@ -24,6 +25,7 @@ pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 pub struct Services {
     pub config: ServiceConfig,
     pub jwt: JwtKeys,
+    pub settings: Arc<SettingsCache>,
 }
 
 /// What one request carries: its tenant unit, its credential, its loaders.

@@ -20,9 +20,13 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::auth::tokens::JwtKeys;
+use crate::config::{Secret, ServiceConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
-use crate::graphql::{AppSchema, RequestContext, Services};
+use crate::graphql::{self, AppSchema, RequestContext, Services};
+use crate::settings::cache::SettingsCache;
+use crate::tenancy::changes::{ChangeListener, Notice};
 use crate::tenancy::{Access, TenantDb, TenantResolver};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -34,6 +38,40 @@ pub struct AppState {
     pub pool: DbPool,
     pub resolver: Arc<TenantResolver>,
     pub services: Arc<Services>,
+}
+
+impl AppState {
+    /// Everything a server runs with, and the listener that keeps its caches true to the
+    /// database.
+    pub fn new(pool: DbPool, config: ServiceConfig, database_url: Secret) -> anyhow::Result<Self> {
+        let resolver = TenantResolver::new(pool.clone());
+        let settings = Arc::new(SettingsCache::default());
+        let mut listener = ChangeListener::default();
+        {
+            let resolver = Arc::clone(&resolver);
+            let settings = Arc::clone(&settings);
+            listener.subscribe(move |notice| match notice {
+                Notice::Registry(_) => resolver.invalidate_all(),
+                Notice::Settings(tenant_id) => settings.invalidate(tenant_id),
+                Notice::Missed => {
+                    resolver.invalidate_all();
+                    settings.invalidate_all();
+                }
+            });
+        }
+        listener.spawn(database_url);
+        let services = Arc::new(Services {
+            jwt: JwtKeys::new(&config)?,
+            config,
+            settings,
+        });
+        Ok(Self {
+            schema: graphql::build_schema(&services.config),
+            pool,
+            resolver,
+            services,
+        })
+    }
 }
 
 pub fn router(state: AppState) -> Router {

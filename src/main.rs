@@ -2,17 +2,15 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use crowdminder::auth::tokens::JwtKeys;
 use crowdminder::config::{BindConfig, DatabaseConfig, Secret, ServiceConfig};
-use crowdminder::graphql::{self, Services};
+use crowdminder::graphql;
 use crowdminder::http::{self, AppState};
 use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::tenancy::registry::{self, NewTenant, RegistryError, TenantStatus};
-use crowdminder::tenancy::{SchemaName, TenantResolver, migrations};
+use crowdminder::tenancy::{SchemaName, migrations};
 use crowdminder::{db, telemetry};
 
 #[derive(Parser)]
@@ -207,18 +205,7 @@ async fn run(command: Command) -> Result<(), Failure> {
 
 async fn serve(db: DatabaseConfig, service: ServiceConfig, bind: BindConfig) -> Result<(), Failure> {
     let pool = db::build_pool(&db)?;
-    let resolver = TenantResolver::new(pool.clone());
-    resolver.spawn_listener(db.url.clone());
-    let services = Arc::new(Services {
-        jwt: JwtKeys::new(&service)?,
-        config: service,
-    });
-    let state = AppState {
-        schema: graphql::build_schema(&services.config),
-        pool,
-        resolver,
-        services,
-    };
+    let state = AppState::new(pool, service, db.url.clone())?;
     let listener = tokio::net::TcpListener::bind(bind.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", bind.bind))?;

@@ -4,7 +4,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::TestApp;
+use common::{TestApp, eventually};
 use diesel::QueryableByName;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
@@ -430,6 +430,57 @@ async fn settings_have_defaults_validate_changes_and_derive_site_url() {
             .len(),
         3
     );
+}
+
+#[tokio::test]
+async fn a_settings_change_reaches_every_server_and_is_read_back_at_once() {
+    let app = TestApp::new().await;
+    let other_server = app.second_server();
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let read = "{ tenantSettings { timeZone } }";
+
+    // Both servers have cached the default.
+    for server in [&app, &other_server] {
+        assert_eq!(
+            server.gql(&t.host, Some(&admin), read, json!({})).await["tenantSettings"]["timeZone"],
+            "UTC"
+        );
+    }
+    app.gql(
+        &t.host,
+        Some(&admin),
+        UPDATE_SETTINGS,
+        json!({ "i": { "timeZone": "Europe/Paris" } }),
+    )
+    .await;
+    // The server that made the change reads it back at once...
+    assert_eq!(
+        app.gql(&t.host, Some(&admin), read, json!({})).await["tenantSettings"]["timeZone"],
+        "Europe/Paris"
+    );
+    // ...and the other drops its copy when the change notice arrives.
+    eventually(|| async {
+        other_server.post(&t.host, Some(&admin), read, json!({})).await.1["data"]["tenantSettings"]["timeZone"] == "Europe/Paris"
+    })
+    .await;
+
+    // A change that fails leaves every cache as it was.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            UPDATE_SETTINGS,
+            json!({ "i": { "timeZone": "Nowhere/Land" } }),
+        )
+        .await;
+    assert_eq!(code, "BAD_USER_INPUT");
+    for server in [&app, &other_server] {
+        assert_eq!(
+            server.gql(&t.host, Some(&admin), read, json!({})).await["tenantSettings"]["timeZone"],
+            "Europe/Paris"
+        );
+    }
 }
 
 #[tokio::test]

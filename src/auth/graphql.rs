@@ -246,6 +246,8 @@ impl AuthMutation {
             Some((user, hash)) if user.active => (Some(user), hash),
             _ => (None, None),
         };
+        // Verifying takes tens of milliseconds of CPU: no connection is held meanwhile.
+        req.db.commit().await?;
         let matches = password::verify(hash, Secret::new(password)).await?;
         let user = match (user, matches) {
             (Some(user), true) => user,
@@ -267,6 +269,8 @@ impl AuthMutation {
     ) -> async_graphql::Result<UserNode> {
         let req = ctx.request();
         req.actor().await?.require_admin()?;
+        // Hashing the password is slow: no connection is held meanwhile.
+        req.db.commit().await?;
         let prepared = users::prepare(
             NewUser {
                 email: input.email,

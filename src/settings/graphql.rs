@@ -1,6 +1,8 @@
 //! GraphQL for tenant settings.
 
 use async_graphql::{Context, InputObject, Object};
+use std::sync::Arc;
+
 use rust_decimal::Decimal;
 
 use super::{
@@ -53,7 +55,7 @@ impl From<WorkDay> for chrono::Weekday {
 
 /// This tenant's settings: its own values where set, the defaults otherwise.
 pub struct TenantSettingsObject {
-    settings: TenantSettings,
+    settings: Arc<TenantSettings>,
     derived: DerivedSettings,
 }
 
@@ -173,16 +175,30 @@ impl UpdateTenantSettingsInput {
     }
 }
 
-async fn current(ctx: &Context<'_>) -> AppResult<TenantSettingsObject> {
+fn object(ctx: &Context<'_>, settings: Arc<TenantSettings>) -> TenantSettingsObject {
     let req = ctx.request();
-    let settings = {
-        let mut conn = req.db.conn().await?;
-        super::load(&mut conn).await?
-    };
-    Ok(TenantSettingsObject {
+    TenantSettingsObject {
         settings,
         derived: super::derived(req.db.tenant(), &req.services.config),
-    })
+    }
+}
+
+/// Stores a change in its own savepoint, then reads the settings back from this unit (the
+/// cache cannot know of a change not yet committed). Every cached copy is dropped on commit.
+async fn change(
+    ctx: &Context<'_>,
+    apply: impl AsyncFnOnce(&mut diesel_async::AsyncPgConnection, i64) -> AppResult<()>,
+) -> AppResult<TenantSettingsObject> {
+    let req = ctx.request();
+    let tenant_id = req.db.tenant().id;
+    let mut conn = req.db.conn().await?;
+    conn.begin_savepoint().await?;
+    let outcome = apply(&mut conn, tenant_id).await;
+    conn.end_savepoint(outcome).await?;
+    let settings = super::load(&mut conn).await?;
+    let cache = Arc::clone(&req.services.settings);
+    req.db.after_commit(move || cache.invalidate(tenant_id));
+    Ok(object(ctx, Arc::new(settings)))
 }
 
 #[derive(Default)]
@@ -192,8 +208,10 @@ pub struct SettingsQuery;
 impl SettingsQuery {
     /// This tenant's settings (any signed-in user).
     async fn tenant_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<TenantSettingsObject> {
-        ctx.request().actor().await?;
-        Ok(current(ctx).await?)
+        let req = ctx.request();
+        req.actor().await?;
+        let settings = super::effective(&req.db, &req.services.settings).await?;
+        Ok(object(ctx, settings))
     }
 }
 
@@ -212,13 +230,11 @@ impl SettingsMutation {
         let actor = req.actor().await?;
         actor.require_admin()?;
         let changes = input.validate()?;
-        {
-            let mut conn = req.db.conn().await?;
-            conn.begin_savepoint().await?;
-            let outcome = super::store(&mut conn, &changes, actor.user_id).await;
-            conn.end_savepoint(outcome).await?;
-        }
-        Ok(current(ctx).await?)
+        let user_id = actor.user_id;
+        Ok(change(ctx, async |conn, tenant_id| {
+            super::store(conn, tenant_id, &changes, user_id).await
+        })
+        .await?)
     }
 
     /// Returns settings to their defaults (admins).
@@ -229,12 +245,9 @@ impl SettingsMutation {
     ) -> async_graphql::Result<TenantSettingsObject> {
         let req = ctx.request();
         req.actor().await?.require_admin()?;
-        {
-            let mut conn = req.db.conn().await?;
-            conn.begin_savepoint().await?;
-            let outcome = super::reset(&mut conn, &keys).await;
-            conn.end_savepoint(outcome).await?;
-        }
-        Ok(current(ctx).await?)
+        Ok(change(ctx, async |conn, tenant_id| {
+            super::reset(conn, tenant_id, &keys).await
+        })
+        .await?)
     }
 }

@@ -3,10 +3,12 @@
 //! `SITE_URL` and `DEFAULT_FROM_EMAIL` derive from the tenant's primary host and cannot be
 //! set by a tenant.
 
+pub mod cache;
 pub mod currency;
 pub mod graphql;
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::Weekday;
 use chrono_tz::Tz;
@@ -18,7 +20,9 @@ use serde_json::{Value, json};
 use crate::config::ServiceConfig;
 use crate::db::schema::settings;
 use crate::error::{AppError, AppResult};
-use crate::tenancy::Tenant;
+use crate::tenancy::changes::{self, Notice};
+use crate::tenancy::{Tenant, TenantDb};
+use cache::SettingsCache;
 
 /// The settings a tenant can change. The stored key is the SCREAMING_SNAKE_CASE name.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -394,8 +398,30 @@ pub async fn load(conn: &mut AsyncPgConnection) -> AppResult<TenantSettings> {
     Ok(effective)
 }
 
-/// Stores overrides (in the current tenant context and transaction).
-pub async fn store(conn: &mut AsyncPgConnection, changes: &[SettingValue], by_user: i64) -> AppResult<()> {
+/// The tenant's effective settings for a unit of work: from the cache, or read in the unit
+/// (and cached).
+pub async fn effective(db: &TenantDb, cache: &SettingsCache) -> AppResult<Arc<TenantSettings>> {
+    let tenant_id = db.tenant().id;
+    if let Some(settings) = cache.get(tenant_id) {
+        return Ok(settings);
+    }
+    let epoch = cache.epoch();
+    let settings = {
+        let mut conn = db.conn().await?;
+        Arc::new(load(&mut conn).await?)
+    };
+    cache.insert(tenant_id, epoch, Arc::clone(&settings));
+    Ok(settings)
+}
+
+/// Stores overrides (in the current tenant context and transaction) and announces the
+/// change to every server's cache.
+pub async fn store(
+    conn: &mut AsyncPgConnection,
+    tenant_id: i64,
+    changes: &[SettingValue],
+    by_user: i64,
+) -> AppResult<()> {
     for change in changes {
         diesel::insert_into(settings::table)
             .values((
@@ -413,15 +439,17 @@ pub async fn store(conn: &mut AsyncPgConnection, changes: &[SettingValue], by_us
             .execute(conn)
             .await?;
     }
+    changes::publish(conn, Notice::Settings(tenant_id)).await?;
     Ok(())
 }
 
-/// Drops overrides so the defaults apply again.
-pub async fn reset(conn: &mut AsyncPgConnection, keys: &[SettingKey]) -> AppResult<()> {
+/// Drops overrides so the defaults apply again, and announces the change.
+pub async fn reset(conn: &mut AsyncPgConnection, tenant_id: i64, keys: &[SettingKey]) -> AppResult<()> {
     let names: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
     diesel::delete(settings::table.filter(settings::key.eq_any(names)))
         .execute(conn)
         .await?;
+    changes::publish(conn, Notice::Settings(tenant_id)).await?;
     Ok(())
 }
 

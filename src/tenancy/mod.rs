@@ -7,6 +7,7 @@
 //! next use of the connection; the pool also resets the path at every checkout. Nothing
 //! outside this module sets `search_path`.
 
+pub mod changes;
 pub mod migrations;
 pub mod registry;
 pub mod resolver;

@@ -1,18 +1,17 @@
 //! The tenant registry in `public`: tenants, their hosts, and their lifecycle.
-//! Every change here notifies [`REGISTRY_CHANNEL`] so running servers drop their cached view.
+//! Every change here publishes a [`Notice::Registry`] so running servers drop their cached
+//! view of it.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
+use super::changes::{self, Notice};
 use super::migrations::{self, MigrationError};
 use super::{SchemaName, SchemaNameError, enter_schema, in_transaction, normalize_host};
 use crate::db::schema::{tenant_hosts, tenants};
 use crate::error::AppError;
-
-/// The channel on which registry changes are announced.
-pub const REGISTRY_CHANNEL: &str = "crowdminder_registry";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -296,7 +295,7 @@ where
     enter_schema(conn, &new.schema).await?;
     migrations::install_tenant(conn).await?;
     seed(conn).await.map_err(RegistryError::Seed)?;
-    notify(conn, &new.schema).await?;
+    notify(conn, id).await?;
     Ok(Tenant {
         id,
         schema: new.schema.clone(),
@@ -337,13 +336,8 @@ fn unique_violation(e: DieselError, conflict: impl FnOnce() -> RegistryError) ->
     }
 }
 
-async fn notify(conn: &mut AsyncPgConnection, schema: &SchemaName) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(REGISTRY_CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(schema.as_str())
-        .execute(conn)
-        .await
-        .map(|_| ())
+async fn notify(conn: &mut AsyncPgConnection, tenant_id: i64) -> QueryResult<()> {
+    changes::publish(conn, Notice::Registry(tenant_id)).await
 }
 
 /// The tenant's id and schema, its registry row locked until the transaction ends.
@@ -369,7 +363,7 @@ pub async fn set_status(
     status: TenantStatus,
 ) -> Result<(), RegistryError> {
     in_transaction(conn, async |conn| {
-        let (id, name) = lock_tenant(conn, schema).await?;
+        let (id, _) = lock_tenant(conn, schema).await?;
         let suspended_at = (status == TenantStatus::Suspended).then(Utc::now);
         diesel::update(tenants::table.find(id))
             .set((
@@ -378,7 +372,7 @@ pub async fn set_status(
             ))
             .execute(conn)
             .await?;
-        notify(conn, &name).await?;
+        notify(conn, id).await?;
         Ok(())
     })
     .await
@@ -391,7 +385,7 @@ pub async fn delete(conn: &mut AsyncPgConnection, schema: &str) -> Result<(), Re
         conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", name.quoted()))
             .await?;
         diesel::delete(tenants::table.find(id)).execute(conn).await?;
-        notify(conn, &name).await?;
+        notify(conn, id).await?;
         Ok(())
     })
     .await
@@ -406,9 +400,9 @@ pub async fn add_host(
 ) -> Result<String, RegistryError> {
     let host = parse_host(host)?;
     in_transaction(conn, async |conn| {
-        let (id, name) = lock_tenant(conn, schema).await?;
+        let (id, _) = lock_tenant(conn, schema).await?;
         insert_host(conn, id, &host, primary).await?;
-        notify(conn, &name).await?;
+        notify(conn, id).await?;
         Ok(host.clone())
     })
     .await
@@ -423,7 +417,7 @@ pub async fn move_host(
 ) -> Result<(), RegistryError> {
     let host = parse_host(host)?;
     in_transaction(conn, async |conn| {
-        let (to, name) = lock_tenant(conn, to_schema).await?;
+        let (to, _) = lock_tenant(conn, to_schema).await?;
         let current: Option<(i64, bool)> = tenant_hosts::table
             .find(&host)
             .select((tenant_hosts::tenant_id, tenant_hosts::is_primary))
@@ -445,7 +439,7 @@ pub async fn move_host(
             .execute(conn)
             .await?;
         insert_host(conn, to, &host, primary).await?;
-        notify(conn, &name).await?;
+        notify(conn, to).await?;
         Ok(())
     })
     .await
@@ -459,7 +453,7 @@ pub async fn remove_host(
 ) -> Result<(), RegistryError> {
     let host = parse_host(host)?;
     in_transaction(conn, async |conn| {
-        let (id, name) = lock_tenant(conn, schema).await?;
+        let (id, _) = lock_tenant(conn, schema).await?;
         let is_primary: Option<bool> = tenant_hosts::table
             .filter(tenant_hosts::host.eq(&host))
             .filter(tenant_hosts::tenant_id.eq(id))
@@ -480,7 +474,7 @@ pub async fn remove_host(
         diesel::delete(tenant_hosts::table.find(&host))
             .execute(conn)
             .await?;
-        notify(conn, &name).await?;
+        notify(conn, id).await?;
         Ok(())
     })
     .await

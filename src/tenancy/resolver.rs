@@ -1,20 +1,18 @@
 //! Which tenant a request is for, from its `Host` header.
 //!
 //! Answers (found or not) are cached per host. A registry change anywhere (this process or
-//! the CLI) sends a NOTIFY that empties the cache; a time-to-live bounds staleness should
-//! the listening connection be down.
+//! the CLI) publishes a [`super::changes::Notice`] that empties the cache; a time-to-live
+//! bounds staleness should the listening connection be down.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use moka::future::Cache;
 
 use super::Tenant;
-use super::registry::{self, REGISTRY_CHANNEL, TenantStatus};
+use super::registry::{self, TenantStatus};
 use super::tenant_db::pool_error;
-use crate::config::Secret;
-use crate::db::{self, DbPool};
+use crate::db::DbPool;
 use crate::error::{AppError, AppResult};
 
 const CACHE_TTL: Duration = Duration::from_secs(60);
@@ -80,37 +78,6 @@ impl TenantResolver {
 
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
-    }
-
-    /// Listens for registry changes until the process ends, reconnecting with backoff.
-    pub fn spawn_listener(self: &Arc<Self>, database_url: Secret) -> tokio::task::JoinHandle<()> {
-        let resolver = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(200);
-            loop {
-                match resolver.listen(&database_url).await {
-                    Ok(()) => backoff = Duration::from_millis(200),
-                    Err(e) => tracing::warn!(error = %e, "registry listener lost its connection"),
-                }
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-        })
-    }
-
-    async fn listen(&self, database_url: &Secret) -> anyhow::Result<()> {
-        use diesel_async::SimpleAsyncConnection;
-        let mut conn = db::connect(database_url.expose()).await?;
-        conn.batch_execute(&format!("LISTEN {REGISTRY_CHANNEL}")).await?;
-        // Changes may have been missed while no one was listening.
-        self.invalidate_all();
-        let mut notifications = std::pin::pin!(conn.notifications_stream());
-        while let Some(notification) = notifications.next().await {
-            let notification = notification?;
-            tracing::debug!(schema = %notification.payload, "tenant registry changed");
-            self.invalidate_all();
-        }
-        Ok(())
     }
 }
 

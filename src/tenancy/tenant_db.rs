@@ -20,19 +20,18 @@ pub enum Access {
 }
 
 enum Slot {
-    /// No database work yet: no connection is held.
+    /// No transaction open: no connection is held.
     Idle,
     /// A connection inside the unit's open transaction.
     Open(Box<PooledConn>),
-    /// Committed or rolled back; the connection went back to the pool.
-    Closed,
 }
 
 /// The database side of one unit of tenant work.
 ///
 /// It takes a connection only when first asked for one, opens one transaction that starts
 /// with the tenant's `search_path`, and lends that connection to every resolver and loader
-/// of the unit in turn. [`TenantDb::commit`] ends it. Dropped while still open (a client
+/// of the unit in turn. [`TenantDb::commit`] ends the transaction and gives the connection
+/// back; work after that opens a new one. Dropped while still open (a client
 /// that hung up, a panic), it throws its connection away rather than returning it to the
 /// pool mid-transaction; the server then rolls the transaction back.
 pub struct TenantDb {
@@ -40,7 +39,10 @@ pub struct TenantDb {
     tenant: Arc<Tenant>,
     access: Access,
     slot: Mutex<Slot>,
+    after_commit: std::sync::Mutex<Vec<AfterCommit>>,
 }
+
+type AfterCommit = Box<dyn FnOnce() + Send>;
 
 /// A borrowed connection inside the unit's transaction. Hold it only for the statements at
 /// hand: never across a DataLoader await, which needs the connection itself.
@@ -55,6 +57,7 @@ impl TenantDb {
             tenant,
             access,
             slot: Mutex::new(Slot::Idle),
+            after_commit: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -75,11 +78,6 @@ impl TenantDb {
         let mut guard = self.slot.lock().await;
         match &*guard {
             Slot::Open(_) => {}
-            Slot::Closed => {
-                return Err(AppError::internal(anyhow::anyhow!(
-                    "tenant unit used after it ended"
-                )));
-            }
             Slot::Idle => {
                 let mut conn = self.pool.get().await.map_err(pool_error)?;
                 begin(&mut conn, &self.tenant.schema, self.access).await?;
@@ -89,7 +87,22 @@ impl TenantDb {
         Ok(TenantConn { guard })
     }
 
-    /// Commits the unit's work, if it did any, and returns the connection to the pool.
+    /// Runs `action` once the unit's current transaction has committed (never if it rolls
+    /// back): for effects outside the database that must follow the data, such as dropping
+    /// a cached copy.
+    pub fn after_commit(&self, action: impl FnOnce() + Send + 'static) {
+        self.actions().push(Box::new(action));
+    }
+
+    fn actions(&self) -> std::sync::MutexGuard<'_, Vec<AfterCommit>> {
+        self.after_commit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Commits the unit's work, if it did any, and returns the connection to the pool. Call
+    /// it before slow work that needs no database (hashing a password), so the connection
+    /// serves others meanwhile.
     pub async fn commit(&self) -> AppResult<()> {
         self.finish(true).await
     }
@@ -101,7 +114,7 @@ impl TenantDb {
 
     async fn finish(&self, commit: bool) -> AppResult<()> {
         let mut guard = self.slot.lock().await;
-        let Slot::Open(mut conn) = std::mem::replace(&mut *guard, Slot::Closed) else {
+        let Slot::Open(mut conn) = std::mem::replace(&mut *guard, Slot::Idle) else {
             return Ok(());
         };
         let outcome = if commit {
@@ -113,13 +126,17 @@ impl TenantDb {
             // A connection whose transaction could not be ended is not fit for anyone else.
             drop(Object::take(*conn));
         }
+        let actions = std::mem::take(&mut *self.actions());
+        if commit && outcome.is_ok() {
+            actions.into_iter().for_each(|action| action());
+        }
         outcome.map_err(AppError::from)
     }
 }
 
 impl Drop for TenantDb {
     fn drop(&mut self) {
-        if let Slot::Open(conn) = std::mem::replace(self.slot.get_mut(), Slot::Closed) {
+        if let Slot::Open(conn) = std::mem::replace(self.slot.get_mut(), Slot::Idle) {
             tracing::debug!(schema = %self.tenant.schema, "tenant unit dropped mid-transaction; closing its connection");
             drop(Object::take(*conn));
         }
@@ -132,7 +149,7 @@ impl Deref for TenantConn<'_> {
     fn deref(&self) -> &AsyncPgConnection {
         match &*self.guard {
             Slot::Open(conn) => conn,
-            _ => unreachable!("a TenantConn exists only while its slot is open"),
+            Slot::Idle => unreachable!("a TenantConn exists only while its slot is open"),
         }
     }
 }
@@ -141,7 +158,7 @@ impl DerefMut for TenantConn<'_> {
     fn deref_mut(&mut self) -> &mut AsyncPgConnection {
         match &mut *self.guard {
             Slot::Open(conn) => conn,
-            _ => unreachable!("a TenantConn exists only while its slot is open"),
+            Slot::Idle => unreachable!("a TenantConn exists only while its slot is open"),
         }
     }
 }

@@ -11,10 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use crowdminder::auth::tokens::JwtKeys;
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::db::{self, DbPool};
-use crowdminder::graphql::{self, Services};
 use crowdminder::http::{self, AppState};
 use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::tenancy::migrations::{self, PUBLIC_MIGRATIONS};
@@ -157,6 +155,9 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        if self.name.is_empty() {
+            return; // a second handle on a database another owns
+        }
         let name = self.name.clone();
         // Drop runs inside the test's runtime, so the clean-up gets a thread and runtime of its own.
         let _ = std::thread::spawn(move || {
@@ -206,23 +207,29 @@ impl TestApp {
         let db = TestDatabase::create().await;
         let db_config = DatabaseConfig::new(db.url.clone(), pool_size);
         let pool = db::build_pool(&db_config).unwrap();
-        let resolver = TenantResolver::new(pool.clone());
-        resolver.spawn_listener(Secret::new(db.url.clone()));
-        let services = Arc::new(Services {
-            jwt: JwtKeys::new(&config).unwrap(),
-            config,
-        });
-        let router = http::router(AppState {
-            schema: graphql::build_schema(&services.config),
-            pool: pool.clone(),
-            resolver: Arc::clone(&resolver),
-            services,
-        });
+        let state = AppState::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
+        let resolver = Arc::clone(&state.resolver);
+        let router = http::router(state);
         Self {
             pool,
             router,
             resolver,
             db,
+        }
+    }
+
+    /// Another server on the same database, with caches of its own (as a second process).
+    pub fn second_server(&self) -> TestApp {
+        let config = ServiceConfig::with_secret(JWT_SECRET);
+        let state = AppState::new(self.pool.clone(), config, Secret::new(self.db.url.clone())).unwrap();
+        TestApp {
+            pool: self.pool.clone(),
+            resolver: Arc::clone(&state.resolver),
+            router: http::router(state),
+            db: TestDatabase {
+                name: String::new(),
+                url: self.db.url.clone(),
+            },
         }
     }
 
