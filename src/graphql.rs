@@ -12,10 +12,10 @@ use tokio::sync::OnceCell;
 use crate::auth::graphql::{ApiToken, AuthMutation, AuthQuery, UserNode};
 use crate::auth::tokens::JwtKeys;
 use crate::auth::users::UserLoader;
-use crate::auth::{Actor, authenticate};
+use crate::auth::{Actor, ActorCache, authenticate};
 use crate::config::ServiceConfig;
 use crate::error::{AppError, AppResult};
-use crate::settings::cache::SettingsCache;
+use crate::settings::SettingsCache;
 use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
 
@@ -26,6 +26,7 @@ pub struct Services {
     pub config: ServiceConfig,
     pub jwt: JwtKeys,
     pub settings: Arc<SettingsCache>,
+    pub actors: Arc<ActorCache>,
 }
 
 /// What one request carries: its tenant unit, its credential, its loaders.
@@ -52,7 +53,14 @@ impl RequestContext {
     /// The authenticated actor, worked out once per request on first need.
     pub async fn actor(&self) -> AppResult<&Actor> {
         self.actor
-            .get_or_try_init(|| authenticate(&self.db, &self.services.jwt, self.bearer.as_deref()))
+            .get_or_try_init(|| {
+                authenticate(
+                    &self.db,
+                    &self.services.jwt,
+                    &self.services.actors,
+                    self.bearer.as_deref(),
+                )
+            })
             .await
     }
 }

@@ -25,9 +25,9 @@ use crate::config::{Secret, ServiceConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, RequestContext, Services};
-use crate::settings::cache::SettingsCache;
 use crate::tenancy::changes::{ChangeListener, Notice};
 use crate::tenancy::{Access, TenantDb, TenantResolver};
+use crate::{auth, settings};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -45,17 +45,21 @@ impl AppState {
     /// database.
     pub fn new(pool: DbPool, config: ServiceConfig, database_url: Secret) -> anyhow::Result<Self> {
         let resolver = TenantResolver::new(pool.clone());
-        let settings = Arc::new(SettingsCache::default());
+        let settings = Arc::new(settings::settings_cache());
+        let actors = Arc::new(auth::actor_cache());
         let mut listener = ChangeListener::default();
         {
             let resolver = Arc::clone(&resolver);
             let settings = Arc::clone(&settings);
+            let actors = Arc::clone(&actors);
             listener.subscribe(move |notice| match notice {
                 Notice::Registry(_) => resolver.invalidate_all(),
-                Notice::Settings(tenant_id) => settings.invalidate(tenant_id),
+                Notice::Settings(tenant_id) => settings.invalidate(&tenant_id),
+                Notice::Auth(_) => actors.invalidate_all(),
                 Notice::Missed => {
                     resolver.invalidate_all();
                     settings.invalidate_all();
+                    actors.invalidate_all();
                 }
             });
         }
@@ -64,6 +68,7 @@ impl AppState {
             jwt: JwtKeys::new(&config)?,
             config,
             settings,
+            actors,
         });
         Ok(Self {
             schema: graphql::build_schema(&services.config),

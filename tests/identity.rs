@@ -184,8 +184,12 @@ async fn only_admins_manage_users_and_settings() {
     assert_eq!(settings["tenantSettings"]["timeZone"], "UTC");
     assert_eq!(settings["tenantSettings"]["overridden"], json!([]));
 
-    // A deactivated user is locked out at once, token and all.
-    let member_id = app.gql(&t.host, Some(&member), "{ me { id } }", json!({})).await["me"]["id"].clone();
+    // A deactivated user is locked out at once, token and all, on every server.
+    let other_server = app.second_server();
+    let member_id = other_server
+        .gql(&t.host, Some(&member), "{ me { id } }", json!({}))
+        .await["me"]["id"]
+        .clone();
     app.gql(
         &t.host,
         Some(&admin),

@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::tokens::new_api_token;
 use super::users::{self, NewUser, User, UserFilter};
-use super::{Actor, Role, password};
+use super::{Actor, Role, announce_auth_change, password};
 use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
@@ -319,13 +319,15 @@ impl AuthMutation {
                 input.active.map(|a| users_table::active.eq(a)),
                 users_table::updated_at.eq(diesel::dsl::now),
             );
-            diesel::update(users_table::table.find(user_id))
+            let user = diesel::update(users_table::table.find(user_id))
                 .set(changes)
                 .returning(User::as_returning())
                 .get_result(&mut *conn)
                 .await
                 .optional()?
-                .ok_or(AppError::NotFound { what: "user" })
+                .ok_or(AppError::NotFound { what: "user" })?;
+            announce_auth_change(&req.db, &mut conn, &req.services.actors).await?;
+            Ok(user)
         }
         .await;
         Ok(UserNode(conn.end_savepoint(outcome).await?))
@@ -384,11 +386,13 @@ impl AuthMutation {
             if token.revoked_at.is_some() {
                 return Ok(token);
             }
-            Ok(diesel::update(api_tokens::table.find(token_id))
+            let token = diesel::update(api_tokens::table.find(token_id))
                 .set(api_tokens::revoked_at.eq(diesel::dsl::now))
                 .returning(ApiToken::as_returning())
                 .get_result(&mut *conn)
-                .await?)
+                .await?;
+            announce_auth_change(&req.db, &mut conn, &req.services.actors).await?;
+            Ok(token)
         }
         .await;
         Ok(conn.end_savepoint(outcome).await?)

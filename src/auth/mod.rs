@@ -7,11 +7,16 @@ pub mod tokens;
 pub mod users;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use std::sync::Arc;
+use std::time::Duration;
 
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::cache::CoherentCache;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
 use crate::tenancy::TenantDb;
+use crate::tenancy::changes::{self, Notice};
 use tokens::{API_TOKEN_PREFIX, JwtKeys, hash_api_token};
 
 #[derive(
@@ -83,44 +88,101 @@ impl Actor {
     }
 }
 
+/// A credential as the actor cache knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CredentialKey {
+    /// A valid login token's user.
+    User(i64),
+    /// The SHA-256 of an API token.
+    ApiToken(Vec<u8>),
+}
+
+/// Who a credential was found to be, by tenant id and credential; see [`crate::cache`].
+/// Only successful look-ups are kept. Whatever changes a user's role or active flag, or
+/// revokes a token, must publish [`Notice::Auth`] and drop the cache after commit, as
+/// [`announce_auth_change`] does.
+pub type ActorCache = CoherentCache<(i64, CredentialKey), Actor>;
+
+pub fn actor_cache() -> ActorCache {
+    CoherentCache::new(Duration::from_secs(60))
+}
+
+/// Publishes a change of users or tokens (in the unit's transaction) and drops this
+/// server's cached actors once it commits; other servers drop theirs on the notice.
+pub async fn announce_auth_change(
+    db: &TenantDb,
+    conn: &mut AsyncPgConnection,
+    cache: &Arc<ActorCache>,
+) -> AppResult<()> {
+    changes::publish(conn, Notice::Auth(db.tenant().id)).await?;
+    let cache = Arc::clone(cache);
+    db.after_commit(move || cache.invalidate_all());
+    Ok(())
+}
+
 /// Works out the actor from an `Authorization: Bearer` credential, in the tenant of `db`.
 /// A credential of another tenant fails here: JWTs name their tenant, and API tokens are
-/// looked up only in this tenant's schema.
-pub async fn authenticate(db: &TenantDb, keys: &JwtKeys, bearer: Option<&str>) -> AppResult<Actor> {
+/// looked up only in this tenant's schema (and cached under this tenant's id).
+pub async fn authenticate(
+    db: &TenantDb,
+    keys: &JwtKeys,
+    cache: &ActorCache,
+    bearer: Option<&str>,
+) -> AppResult<Actor> {
     let bearer = bearer.ok_or(AppError::Unauthenticated("sign in or send an API token"))?;
-    let mut conn = db.conn().await?;
-    if bearer.starts_with(API_TOKEN_PREFIX) {
-        let found: Option<(i64, i64, String)> = api_tokens::table
-            .inner_join(users_table::table)
-            .filter(api_tokens::token_hash.eq(hash_api_token(bearer)))
-            .filter(api_tokens::revoked_at.is_null())
-            .filter(users_table::active.eq(true))
-            .select((api_tokens::id, users_table::id, users_table::role))
-            .first(&mut *conn)
-            .await
-            .optional()?;
-        let (token_id, user_id, role) =
-            found.ok_or(AppError::Unauthenticated("the API token is unknown or revoked"))?;
-        return Ok(Actor {
-            user_id,
-            role: Role::from_db(&role),
-            credential: Credential::ApiToken { token_id },
-        });
+    let tenant_id = db.tenant().id;
+    let credential = if bearer.starts_with(API_TOKEN_PREFIX) {
+        CredentialKey::ApiToken(hash_api_token(bearer))
+    } else {
+        CredentialKey::User(keys.verify(bearer, tenant_id)?)
+    };
+    let key = (tenant_id, credential);
+    if let Some(actor) = cache.get(&key) {
+        return Ok(actor);
     }
-    let user_id = keys.verify(bearer, db.tenant().id)?;
-    let role: Option<String> = users_table::table
-        .find(user_id)
-        .filter(users_table::active.eq(true))
-        .select(users_table::role)
-        .first(&mut *conn)
-        .await
-        .optional()?;
-    let role = role.ok_or(AppError::Unauthenticated(
-        "the user no longer exists or is deactivated",
-    ))?;
-    Ok(Actor {
-        user_id,
-        role: Role::from_db(&role),
-        credential: Credential::Login,
-    })
+    let epoch = cache.epoch();
+    let actor = look_up(db, &key.1).await?;
+    cache.insert(key, epoch, actor.clone());
+    Ok(actor)
+}
+
+async fn look_up(db: &TenantDb, credential: &CredentialKey) -> AppResult<Actor> {
+    let mut conn = db.conn().await?;
+    match credential {
+        CredentialKey::ApiToken(hash) => {
+            let found: Option<(i64, i64, String)> = api_tokens::table
+                .inner_join(users_table::table)
+                .filter(api_tokens::token_hash.eq(hash))
+                .filter(api_tokens::revoked_at.is_null())
+                .filter(users_table::active.eq(true))
+                .select((api_tokens::id, users_table::id, users_table::role))
+                .first(&mut *conn)
+                .await
+                .optional()?;
+            let (token_id, user_id, role) =
+                found.ok_or(AppError::Unauthenticated("the API token is unknown or revoked"))?;
+            Ok(Actor {
+                user_id,
+                role: Role::from_db(&role),
+                credential: Credential::ApiToken { token_id },
+            })
+        }
+        CredentialKey::User(user_id) => {
+            let role: Option<String> = users_table::table
+                .find(user_id)
+                .filter(users_table::active.eq(true))
+                .select(users_table::role)
+                .first(&mut *conn)
+                .await
+                .optional()?;
+            let role = role.ok_or(AppError::Unauthenticated(
+                "the user no longer exists or is deactivated",
+            ))?;
+            Ok(Actor {
+                user_id: *user_id,
+                role: Role::from_db(&role),
+                credential: Credential::Login,
+            })
+        }
+    }
 }

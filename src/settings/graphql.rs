@@ -197,7 +197,7 @@ async fn change(
     conn.end_savepoint(outcome).await?;
     let settings = super::load(&mut conn).await?;
     let cache = Arc::clone(&req.services.settings);
-    req.db.after_commit(move || cache.invalidate(tenant_id));
+    req.db.after_commit(move || cache.invalidate(&tenant_id));
     Ok(object(ctx, Arc::new(settings)))
 }
 

@@ -3,7 +3,6 @@
 //! `SITE_URL` and `DEFAULT_FROM_EMAIL` derive from the tenant's primary host and cannot be
 //! set by a tenant.
 
-pub mod cache;
 pub mod currency;
 pub mod graphql;
 
@@ -17,12 +16,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
+use crate::cache::CoherentCache;
 use crate::config::ServiceConfig;
 use crate::db::schema::settings;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::changes::{self, Notice};
 use crate::tenancy::{Tenant, TenantDb};
-use cache::SettingsCache;
 
 /// The settings a tenant can change. The stored key is the SCREAMING_SNAKE_CASE name.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -398,11 +397,18 @@ pub async fn load(conn: &mut AsyncPgConnection) -> AppResult<TenantSettings> {
     Ok(effective)
 }
 
+/// Effective settings by tenant id; see [`crate::cache`].
+pub type SettingsCache = CoherentCache<i64, Arc<TenantSettings>>;
+
+pub fn settings_cache() -> SettingsCache {
+    CoherentCache::new(std::time::Duration::from_secs(300))
+}
+
 /// The tenant's effective settings for a unit of work: from the cache, or read in the unit
 /// (and cached).
 pub async fn effective(db: &TenantDb, cache: &SettingsCache) -> AppResult<Arc<TenantSettings>> {
     let tenant_id = db.tenant().id;
-    if let Some(settings) = cache.get(tenant_id) {
+    if let Some(settings) = cache.get(&tenant_id) {
         return Ok(settings);
     }
     let epoch = cache.epoch();

@@ -23,6 +23,8 @@ pub enum Notice {
     Registry(i64),
     /// The settings of the tenant with this id.
     Settings(i64),
+    /// Users or API tokens of the tenant with this id (a role, a deactivation, a revocation).
+    Auth(i64),
     /// Notices may have been lost (the listening connection dropped): forget everything.
     Missed,
 }
@@ -32,6 +34,7 @@ impl Notice {
         match self {
             Self::Registry(id) => format!("registry:{id}"),
             Self::Settings(id) => format!("settings:{id}"),
+            Self::Auth(id) => format!("auth:{id}"),
             Self::Missed => "missed".to_owned(),
         }
     }
@@ -41,6 +44,7 @@ impl Notice {
         match (topic, id.parse()) {
             ("registry", Ok(id)) => Self::Registry(id),
             ("settings", Ok(id)) => Self::Settings(id),
+            ("auth", Ok(id)) => Self::Auth(id),
             _ => Self::Missed,
         }
     }
@@ -112,7 +116,12 @@ mod tests {
 
     #[test]
     fn notices_round_trip() {
-        for n in [Notice::Registry(7), Notice::Settings(12), Notice::Missed] {
+        for n in [
+            Notice::Registry(7),
+            Notice::Settings(12),
+            Notice::Auth(3),
+            Notice::Missed,
+        ] {
             assert_eq!(Notice::parse(&n.payload()), n);
         }
         assert_eq!(Notice::parse("garbage"), Notice::Missed);
