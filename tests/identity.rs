@@ -589,6 +589,42 @@ async fn the_endpoint_enforces_http_rules_and_limits() {
         "{error}"
     );
 
+    // Too complex (the limit is 2000): many aliased fields, each shallow.
+    let wide = format!(
+        "{{ {} }}",
+        (0..700)
+            .map(|i| format!("a{i}: me {{ email name }}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let (code, error) = app.gql_error(&t.host, Some(&admin), &wide, json!({})).await;
+    assert_eq!(code, "GRAPHQL_VALIDATION_FAILED", "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("complex"),
+        "{error}"
+    );
+
+    // Every response carries a request id: the caller's, or a new one.
+    let traced = |id: Option<&str>| {
+        let mut request = Request::get("/healthz");
+        if let Some(id) = id {
+            request = request.header("x-request-id", id);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    let response = tower::ServiceExt::oneshot(app.router.clone(), traced(Some("req-42")))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    let response = tower::ServiceExt::oneshot(app.router.clone(), traced(None))
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"].len(), 36, "a generated UUID");
+
     // Too big a body.
     let huge = format!("{{ me {{ email }} }} # {}", "x".repeat(2 * 1024 * 1024));
     let (status, _) = app.post(&t.host, Some(&admin), &huge, json!({})).await;
