@@ -48,15 +48,6 @@ impl Role {
             _ => Self::Member,
         }
     }
-
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw.to_ascii_uppercase().as_str() {
-            "ADMIN" => Some(Self::Admin),
-            "MANAGER" => Some(Self::Manager),
-            "MEMBER" => Some(Self::Member),
-            _ => None,
-        }
-    }
 }
 
 /// How the request proved who it is.

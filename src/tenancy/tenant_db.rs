@@ -65,14 +65,6 @@ impl TenantDb {
         &self.tenant
     }
 
-    pub fn schema(&self) -> &SchemaName {
-        &self.tenant.schema
-    }
-
-    pub fn access(&self) -> Access {
-        self.access
-    }
-
     /// The unit's connection, opening its transaction on first use.
     pub async fn conn(&self) -> AppResult<TenantConn<'_>> {
         let mut guard = self.slot.lock().await;
