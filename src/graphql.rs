@@ -3,8 +3,11 @@
 
 use std::sync::Arc;
 
-use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, EmptySubscription, ID, Interface, MergedObject, Object, Schema, SchemaBuilder};
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::{
+    Context, EmptySubscription, ID, Interface, MergedObject, Object, OutputType, Schema, SchemaBuilder,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::sync::OnceCell;
@@ -18,6 +21,8 @@ use crate::error::{AppError, AppResult};
 use crate::settings::SettingsCache;
 use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
+use crate::time::catalog::{ById, Client, OfProject, Project, ProjectMember, Task};
+use crate::time::graphql::{CatalogMutation, CatalogQuery, ClientNode, ProjectNode, TaskNode};
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -36,13 +41,31 @@ pub struct RequestContext {
     pub services: Arc<Services>,
     bearer: Option<String>,
     actor: OnceCell<Actor>,
-    pub users: DataLoader<UserLoader>,
+    pub users: Loader<UserLoader>,
+    pub clients: Loader<ById<Client>>,
+    pub projects: Loader<ById<Project>>,
+    pub tasks: Loader<ById<Task>>,
+    pub project_tasks: Loader<OfProject<Task>>,
+    pub project_members: Loader<OfProject<ProjectMember>>,
+}
+
+/// A request's loader, caching what it loaded for the rest of the request, so a resolver
+/// can load a whole page's relations in one batch and each row then finds its own.
+pub type Loader<T> = DataLoader<T, HashMapCache>;
+
+fn loader<T: Send + Sync + 'static>(loader: T) -> Loader<T> {
+    DataLoader::with_cache(loader, tokio::spawn, HashMapCache::default())
 }
 
 impl RequestContext {
     pub fn new(db: Arc<TenantDb>, services: Arc<Services>, bearer: Option<String>) -> Self {
         Self {
-            users: DataLoader::new(UserLoader { db: Arc::clone(&db) }, tokio::spawn),
+            users: loader(UserLoader { db: Arc::clone(&db) }),
+            clients: loader(ById::new(Arc::clone(&db))),
+            projects: loader(ById::new(Arc::clone(&db))),
+            tasks: loader(ById::new(Arc::clone(&db))),
+            project_tasks: loader(OfProject::new(Arc::clone(&db))),
+            project_members: loader(OfProject::new(Arc::clone(&db))),
             db,
             services,
             bearer,
@@ -76,6 +99,58 @@ impl ContextExt for Context<'_> {
     }
 }
 
+const MAX_PAGE: i32 = 100;
+
+/// `first` / `after` of a Relay connection ordered by id.
+pub struct PageArgs {
+    pub after: Option<i64>,
+    pub first: usize,
+}
+
+impl PageArgs {
+    pub fn parse(first: i32, after: Option<String>) -> AppResult<Self> {
+        if !(0..=MAX_PAGE).contains(&first) {
+            return Err(AppError::bad_input(
+                "first",
+                format!("first must be between 0 and {MAX_PAGE}"),
+            ));
+        }
+        let after = match after {
+            Some(cursor) => Some(
+                OpaqueCursor::<i64>::decode_cursor(&cursor)
+                    .map_err(|_| AppError::bad_input("after", "not a valid cursor"))?
+                    .0,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            after,
+            first: first as usize,
+        })
+    }
+
+    /// Rows to fetch: one more than asked, to tell whether a next page exists.
+    pub fn limit(&self) -> i64 {
+        self.first as i64 + 1
+    }
+
+    /// A connection of `rows` (fetched with [`PageArgs::limit`]), each keyed by its id.
+    pub fn connection<R, N: OutputType>(
+        &self,
+        mut rows: Vec<R>,
+        id: impl Fn(&R) -> i64,
+        node: impl Fn(R) -> N,
+    ) -> Connection<OpaqueCursor<i64>, N, EmptyFields, EmptyFields> {
+        let has_next = rows.len() > self.first;
+        rows.truncate(self.first);
+        let mut connection = Connection::new(self.after.is_some(), has_next);
+        connection
+            .edges
+            .extend(rows.into_iter().map(|r| Edge::new(OpaqueCursor(id(&r)), node(r))));
+        connection
+    }
+}
+
 /// Opaque Relay ids: `base64url("<Type>:<id>")`.
 pub fn global_id(type_name: &str, id: i64) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}")))
@@ -105,6 +180,9 @@ pub fn expect_global_id(field: &str, id: &ID, type_name: &str) -> AppResult<i64>
 pub enum Node {
     User(UserNode),
     ApiToken(ApiToken),
+    Client(ClientNode),
+    Project(ProjectNode),
+    Task(TaskNode),
 }
 
 #[derive(Default)]
@@ -118,16 +196,19 @@ impl NodeQuery {
         match type_name.as_str() {
             "User" => Ok(UserNode::visible(ctx, row_id).await?.map(Node::User)),
             "ApiToken" => Ok(ApiToken::visible(ctx, row_id).await?.map(Node::ApiToken)),
+            "Client" => Ok(ClientNode::load(ctx, row_id).await?.map(Node::Client)),
+            "Project" => Ok(ProjectNode::load(ctx, row_id).await?.map(Node::Project)),
+            "Task" => Ok(TaskNode::load(ctx, row_id).await?.map(Node::Task)),
             _ => Ok(None),
         }
     }
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AuthQuery, SettingsQuery);
+pub struct Query(NodeQuery, AuthQuery, SettingsQuery, CatalogQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, SettingsMutation);
+pub struct Mutation(AuthMutation, SettingsMutation, CatalogMutation);
 
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)

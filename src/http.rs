@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
                 path = %req.uri().path(),
                 request_id = %request_id,
                 tenant = tracing::field::Empty,
+                statements = tracing::field::Empty,
             )
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -224,6 +225,7 @@ async fn execute(
     if let Err(e) = db.commit().await {
         response = request_error(e);
     }
+    tracing::Span::current().record("statements", db.statements());
     for error in &mut response.errors {
         let has_code = error
             .extensions

@@ -15,5 +15,6 @@ pub mod provision;
 pub mod settings;
 pub mod telemetry;
 pub mod tenancy;
+pub mod time;
 
 pub use error::AppError;

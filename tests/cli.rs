@@ -201,7 +201,8 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
         .await
         .unwrap();
     }
-    conn.batch_execute("CREATE TABLE broken.settings (x int)")
+    let in_the_way = common::first_table_created(last.up);
+    conn.batch_execute(&format!("CREATE TABLE broken.{in_the_way} (x int)"))
         .await
         .unwrap();
 
@@ -212,7 +213,9 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
     assert!(err.contains(&format!("good: applied {}", last.version)), "{err}");
     assert!(err.contains("migration failed for: broken"), "{err}");
 
-    conn.batch_execute("DROP TABLE broken.settings").await.unwrap();
+    conn.batch_execute(&format!("DROP TABLE broken.{in_the_way}"))
+        .await
+        .unwrap();
     let out = run(&db, &["migrate", "--schema", "broken"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&db, &["migrate"]).await;

@@ -1,6 +1,6 @@
 //! GraphQL for identity: login, the current user, users, API tokens.
 
-use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -12,9 +12,7 @@ use super::{Actor, Role, announce_auth_change, password};
 use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, expect_global_id, global_id};
-
-const MAX_PAGE: i32 = 100;
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id};
 
 /// A person in this tenant.
 pub struct UserNode(pub User);
@@ -177,37 +175,18 @@ impl AuthQuery {
             &[Role::Admin, Role::Manager],
             "only admins and managers may list users",
         )?;
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(
-                AppError::bad_input("first", format!("first must be between 0 and {MAX_PAGE}")).into(),
-            );
-        }
-        let after_id = match after {
-            Some(cursor) => Some(
-                OpaqueCursor::<i64>::decode_cursor(&cursor)
-                    .map_err(|_| AppError::bad_input("after", "not a valid cursor"))?
-                    .0,
-            ),
-            None => None,
-        };
+        let page = PageArgs::parse(first, after)?;
         let filter = filter.unwrap_or_default();
         let filter = UserFilter {
             role: filter.role,
             active: filter.active,
             search: filter.search,
         };
-        let mut rows = {
+        let rows = {
             let mut conn = req.db.conn().await?;
-            users::page(&mut conn, &filter, after_id, i64::from(first) + 1).await?
+            users::page(&mut conn, &filter, page.after, page.limit()).await?
         };
-        let has_next = rows.len() > first as usize;
-        rows.truncate(first as usize);
-        let mut connection = Connection::new(after_id.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|u| Edge::new(OpaqueCursor(u.id), UserNode(u))),
-        );
-        Ok(connection)
+        Ok(page.connection(rows, |u| u.id, UserNode))
     }
 
     /// The signed-in user's API tokens, newest first.

@@ -60,3 +60,55 @@ diesel::table! {
 
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, settings);
+
+diesel::table! {
+    clients (id) {
+        id -> BigInt,
+        name -> Text,
+        billing_email -> Nullable<Text>,
+        archived -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        code -> Nullable<Text>,
+        name -> Text,
+        billable -> Bool,
+        hourly_rate -> Nullable<Numeric>,
+        budget_hours -> Nullable<Numeric>,
+        archived -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    tasks (id) {
+        id -> BigInt,
+        project_id -> BigInt,
+        name -> Text,
+        billable -> Nullable<Bool>,
+        archived -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    project_members (project_id, user_id) {
+        project_id -> BigInt,
+        user_id -> BigInt,
+        hourly_rate -> Nullable<Numeric>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(projects -> clients (client_id));
+diesel::joinable!(tasks -> projects (project_id));
+diesel::joinable!(project_members -> projects (project_id));
+diesel::joinable!(project_members -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(clients, projects, tasks, project_members, users);

@@ -3,9 +3,12 @@
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use diesel::connection::InstrumentationEvent;
 
 use diesel_async::pooled_connection::deadpool::{Object, PoolError};
-use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{SchemaName, Tenant, set_path_statement};
@@ -40,6 +43,7 @@ pub struct TenantDb {
     access: Access,
     slot: Mutex<Slot>,
     after_commit: std::sync::Mutex<Vec<AfterCommit>>,
+    statements: Arc<AtomicUsize>,
 }
 
 type AfterCommit = Box<dyn FnOnce() + Send>;
@@ -58,11 +62,18 @@ impl TenantDb {
             access,
             slot: Mutex::new(Slot::Idle),
             after_commit: std::sync::Mutex::new(Vec::new()),
+            statements: Arc::new(AtomicUsize::new(0)),
         }
     }
 
     pub fn tenant(&self) -> &Arc<Tenant> {
         &self.tenant
+    }
+
+    /// SQL statements sent so far by this unit (transaction control included): what the
+    /// DataLoaders keep flat however many rows a query returns.
+    pub fn statements(&self) -> usize {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// The unit's connection, opening its transaction on first use.
@@ -72,6 +83,13 @@ impl TenantDb {
             Slot::Open(_) => {}
             Slot::Idle => {
                 let mut conn = self.pool.get().await.map_err(pool_error)?;
+                let statements = Arc::clone(&self.statements);
+                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                    if let InstrumentationEvent::StartQuery { query, .. } = event {
+                        statements.fetch_add(1, Ordering::Relaxed);
+                        tracing::trace!(sql = %query, "statement");
+                    }
+                });
                 begin(&mut conn, &self.tenant.schema, self.access).await?;
                 *guard = Slot::Open(Box::new(conn));
             }

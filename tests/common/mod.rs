@@ -13,11 +13,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::db::{self, DbPool};
+use crowdminder::graphql::RequestContext;
 use crowdminder::http::{self, AppState};
 use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::tenancy::migrations::{self, PUBLIC_MIGRATIONS};
 use crowdminder::tenancy::registry::NewTenant;
-use crowdminder::tenancy::{Tenant, TenantResolver};
+use crowdminder::tenancy::{Access, Tenant, TenantDb, TenantResolver};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -188,6 +189,7 @@ pub struct TestTenant {
 
 /// The service on a test database, called in-process through its router.
 pub struct TestApp {
+    pub state: AppState,
     pub pool: DbPool,
     pub router: Router,
     pub resolver: Arc<TenantResolver>,
@@ -209,8 +211,9 @@ impl TestApp {
         let pool = db::build_pool(&db_config).unwrap();
         let state = AppState::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
         let resolver = Arc::clone(&state.resolver);
-        let router = http::router(state);
+        let router = http::router(state.clone());
         Self {
+            state,
             pool,
             router,
             resolver,
@@ -225,12 +228,35 @@ impl TestApp {
         TestApp {
             pool: self.pool.clone(),
             resolver: Arc::clone(&state.resolver),
-            router: http::router(state),
+            router: http::router(state.clone()),
+            state,
             db: TestDatabase {
                 name: String::new(),
                 url: self.db.url.clone(),
             },
         }
+    }
+
+    /// Runs a query in-process as one request would, and counts the SQL statements it sent.
+    pub async fn execute_counted(&self, tenant: &TestTenant, token: &str, query: &str) -> (Value, usize) {
+        let db = Arc::new(TenantDb::new(
+            self.pool.clone(),
+            Arc::new(tenant.tenant.clone()),
+            Access::ReadOnly,
+        ));
+        let context = RequestContext::new(
+            Arc::clone(&db),
+            Arc::clone(&self.state.services),
+            Some(token.to_owned()),
+        );
+        let response = self
+            .state
+            .schema
+            .execute(async_graphql::Request::new(query).data(context))
+            .await;
+        db.commit().await.unwrap();
+        assert!(response.errors.is_empty(), "{:?}", response.errors);
+        (serde_json::to_value(&response.data).unwrap(), db.statements())
     }
 
     /// A raw connection to the test database, for setting up and checking what the API cannot.
@@ -371,4 +397,17 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("condition not met within 2 s");
+}
+
+/// The first table a migration creates: the tests put a table of that name in the way to
+/// make the migration fail.
+pub fn first_table_created(up_sql: &str) -> String {
+    let rest = up_sql
+        .split("CREATE TABLE ")
+        .nth(1)
+        .expect("the migration creates a table");
+    rest.split(|c: char| c.is_whitespace() || c == '(')
+        .next()
+        .unwrap()
+        .to_owned()
 }

@@ -1,0 +1,4 @@
+DROP TABLE project_members;
+DROP TABLE tasks;
+DROP TABLE projects;
+DROP TABLE clients;

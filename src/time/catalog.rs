@@ -1,0 +1,531 @@
+//! Clients, projects, tasks and project members: rows, rules and statements.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use rust_decimal::Decimal;
+
+use crate::db::functions::lower;
+use crate::db::schema::{clients, project_members, projects, tasks};
+use crate::error::{AppError, AppResult};
+use crate::tenancy::TenantDb;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = clients)]
+pub struct Client {
+    pub id: i64,
+    pub name: String,
+    pub billing_email: Option<String>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = projects)]
+pub struct Project {
+    pub id: i64,
+    pub client_id: i64,
+    pub code: Option<String>,
+    pub name: String,
+    pub billable: bool,
+    pub hourly_rate: Option<Decimal>,
+    pub budget_hours: Option<Decimal>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = tasks)]
+pub struct Task {
+    pub id: i64,
+    pub project_id: i64,
+    pub name: String,
+    /// `None`: as the project.
+    pub billable: Option<bool>,
+    pub archived: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = project_members)]
+pub struct ProjectMember {
+    pub project_id: i64,
+    pub user_id: i64,
+    pub hourly_rate: Option<Decimal>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A trimmed name of 1 to 200 characters.
+pub fn clean_name(field: &str, raw: &str) -> AppResult<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::bad_input(field, "a name has 1 to 200 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+fn clean_code(field: &str, raw: &str) -> AppResult<Option<String>> {
+    let code = raw.trim();
+    if code.is_empty() {
+        return Ok(None);
+    }
+    if code.chars().count() > 30 || code.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(AppError::bad_input(
+            field,
+            "a code has at most 30 characters and no spaces",
+        ));
+    }
+    Ok(Some(code.to_owned()))
+}
+
+/// An hourly rate: not negative, at most 4 decimals.
+pub fn check_rate(field: &str, rate: Decimal) -> AppResult<Decimal> {
+    if rate < Decimal::ZERO || rate.normalize().scale() > 4 || rate >= Decimal::from(10_000_000_000i64) {
+        return Err(AppError::bad_input(
+            field,
+            "a rate is 0 or more, below 10^10, with at most 4 decimals",
+        ));
+    }
+    Ok(rate.normalize())
+}
+
+fn check_budget(field: &str, hours: Decimal) -> AppResult<Decimal> {
+    if hours <= Decimal::ZERO || hours.normalize().scale() > 2 || hours >= Decimal::from(100_000_000) {
+        return Err(AppError::bad_input(
+            field,
+            "a budget is more than 0 hours, with at most 2 decimals",
+        ));
+    }
+    Ok(hours.normalize())
+}
+
+/// Turns a broken uniqueness rule into the conflict the user can act on.
+fn conflict(e: DieselError, field: &str, message: impl FnOnce() -> String) -> AppError {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+            AppError::conflict(Some(field), message())
+        }
+        other => other.into(),
+    }
+}
+
+fn escape_like(raw: &str) -> String {
+    format!(
+        "%{}%",
+        raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
+pub struct ClientChanges {
+    pub name: Option<String>,
+    pub billing_email: Option<Option<String>>,
+    pub archived: Option<bool>,
+}
+
+pub async fn create_client(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    billing_email: Option<&str>,
+) -> AppResult<Client> {
+    let name = clean_name("input.name", name)?;
+    let billing_email = billing_email
+        .map(|e| crate::auth::users::normalize_email("input.billingEmail", e))
+        .transpose()?;
+    diesel::insert_into(clients::table)
+        .values((clients::name.eq(&name), clients::billing_email.eq(&billing_email)))
+        .returning(Client::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| {
+            conflict(e, "input.name", || {
+                format!("a client named {name} already exists")
+            })
+        })
+}
+
+pub async fn update_client(conn: &mut AsyncPgConnection, id: i64, input: ClientChanges) -> AppResult<Client> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| clean_name("input.name", n))
+        .transpose()?;
+    let billing_email = match input.billing_email {
+        Some(Some(e)) => Some(Some(crate::auth::users::normalize_email(
+            "input.billingEmail",
+            &e,
+        )?)),
+        other => other,
+    };
+    let changes = (
+        name.as_ref().map(|n| clients::name.eq(n)),
+        billing_email.map(|e| clients::billing_email.eq(e)),
+        input.archived.map(|a| clients::archived.eq(a)),
+        clients::updated_at.eq(diesel::dsl::now),
+    );
+    diesel::update(clients::table.find(id))
+        .set(changes)
+        .returning(Client::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(|e| {
+            conflict(e, "input.name", || {
+                format!(
+                    "a client named {} already exists",
+                    name.clone().unwrap_or_default()
+                )
+            })
+        })?
+        .ok_or(AppError::NotFound { what: "client" })
+}
+
+pub struct NewProject {
+    pub client_id: i64,
+    pub code: Option<String>,
+    pub name: String,
+    pub billable: bool,
+    pub hourly_rate: Option<Decimal>,
+    pub budget_hours: Option<Decimal>,
+}
+
+pub async fn create_project(conn: &mut AsyncPgConnection, input: NewProject) -> AppResult<Project> {
+    let name = clean_name("input.name", &input.name)?;
+    let code = input
+        .code
+        .as_deref()
+        .map(|c| clean_code("input.code", c))
+        .transpose()?
+        .flatten();
+    let rate = input
+        .hourly_rate
+        .map(|r| check_rate("input.hourlyRate", r))
+        .transpose()?;
+    let budget = input
+        .budget_hours
+        .map(|b| check_budget("input.budgetHours", b))
+        .transpose()?;
+    let client_exists: bool = diesel::select(diesel::dsl::exists(clients::table.find(input.client_id)))
+        .get_result(conn)
+        .await?;
+    if !client_exists {
+        return Err(AppError::bad_input("input.clientId", "no such client"));
+    }
+    diesel::insert_into(projects::table)
+        .values((
+            projects::client_id.eq(input.client_id),
+            projects::code.eq(&code),
+            projects::name.eq(&name),
+            projects::billable.eq(input.billable),
+            projects::hourly_rate.eq(rate),
+            projects::budget_hours.eq(budget),
+        ))
+        .returning(Project::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| project_conflict(e, &name, code.as_deref()))
+}
+
+fn project_conflict(e: DieselError, name: &str, code: Option<&str>) -> AppError {
+    let on_code = matches!(&e, DieselError::DatabaseError(_, info) if info.constraint_name() == Some("projects_code_lower_key"));
+    if on_code {
+        conflict(e, "input.code", || {
+            format!("a project with code {} already exists", code.unwrap_or_default())
+        })
+    } else {
+        conflict(e, "input.name", || {
+            format!("this client already has a project named {name}")
+        })
+    }
+}
+
+pub struct ProjectChanges {
+    pub code: Option<Option<String>>,
+    pub name: Option<String>,
+    pub billable: Option<bool>,
+    pub hourly_rate: Option<Option<Decimal>>,
+    pub budget_hours: Option<Option<Decimal>>,
+    pub archived: Option<bool>,
+}
+
+pub async fn update_project(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    input: ProjectChanges,
+) -> AppResult<Project> {
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| clean_name("input.name", n))
+        .transpose()?;
+    let code = match input.code {
+        Some(Some(c)) => Some(clean_code("input.code", &c)?),
+        other => other,
+    };
+    let rate = match input.hourly_rate {
+        Some(Some(r)) => Some(Some(check_rate("input.hourlyRate", r)?)),
+        other => other,
+    };
+    let budget = match input.budget_hours {
+        Some(Some(b)) => Some(Some(check_budget("input.budgetHours", b)?)),
+        other => other,
+    };
+    let changes = (
+        code.clone().map(|c| projects::code.eq(c)),
+        name.as_ref().map(|n| projects::name.eq(n)),
+        input.billable.map(|b| projects::billable.eq(b)),
+        rate.map(|r| projects::hourly_rate.eq(r)),
+        budget.map(|b| projects::budget_hours.eq(b)),
+        input.archived.map(|a| projects::archived.eq(a)),
+        projects::updated_at.eq(diesel::dsl::now),
+    );
+    diesel::update(projects::table.find(id))
+        .set(changes)
+        .returning(Project::as_returning())
+        .get_result(conn)
+        .await
+        .optional()
+        .map_err(|e| project_conflict(e, name.as_deref().unwrap_or_default(), code.flatten().as_deref()))?
+        .ok_or(AppError::NotFound { what: "project" })
+}
+
+pub async fn create_task(
+    conn: &mut AsyncPgConnection,
+    project_id: i64,
+    name: &str,
+    billable: Option<bool>,
+) -> AppResult<Task> {
+    let name = clean_name("input.name", name)?;
+    let project_exists: bool = diesel::select(diesel::dsl::exists(projects::table.find(project_id)))
+        .get_result(conn)
+        .await?;
+    if !project_exists {
+        return Err(AppError::bad_input("input.projectId", "no such project"));
+    }
+    diesel::insert_into(tasks::table)
+        .values((
+            tasks::project_id.eq(project_id),
+            tasks::name.eq(&name),
+            tasks::billable.eq(billable),
+        ))
+        .returning(Task::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(|e| {
+            conflict(e, "input.name", || {
+                format!("this project already has a task named {name}")
+            })
+        })
+}
+
+/// Adds a member to a project, or changes the member's rate override.
+pub async fn put_member(
+    conn: &mut AsyncPgConnection,
+    project_id: i64,
+    user_id: i64,
+    hourly_rate: Option<Decimal>,
+) -> AppResult<ProjectMember> {
+    let rate = hourly_rate
+        .map(|r| check_rate("input.hourlyRate", r))
+        .transpose()?;
+    let project_exists: bool = diesel::select(diesel::dsl::exists(projects::table.find(project_id)))
+        .get_result(conn)
+        .await?;
+    if !project_exists {
+        return Err(AppError::bad_input("input.projectId", "no such project"));
+    }
+    let user_exists: bool =
+        diesel::select(diesel::dsl::exists(crate::db::schema::users::table.find(user_id)))
+            .get_result(conn)
+            .await?;
+    if !user_exists {
+        return Err(AppError::bad_input("input.userId", "no such user"));
+    }
+    Ok(diesel::insert_into(project_members::table)
+        .values((
+            project_members::project_id.eq(project_id),
+            project_members::user_id.eq(user_id),
+            project_members::hourly_rate.eq(rate),
+        ))
+        .on_conflict((project_members::project_id, project_members::user_id))
+        .do_update()
+        .set(project_members::hourly_rate.eq(rate))
+        .returning(ProjectMember::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ClientFilter {
+    pub search: Option<String>,
+    pub include_archived: bool,
+}
+
+pub async fn client_page(
+    conn: &mut AsyncPgConnection,
+    filter: &ClientFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<Client>> {
+    let mut query = clients::table
+        .select(Client::as_select())
+        .order(clients::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(clients::id.gt(after));
+    }
+    if !filter.include_archived {
+        query = query.filter(clients::archived.eq(false));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        query = query.filter(clients::name.ilike(escape_like(search)));
+    }
+    Ok(query.load(conn).await?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ProjectFilter {
+    pub client_id: Option<i64>,
+    pub search: Option<String>,
+    /// Exact name, ignoring case.
+    pub name: Option<String>,
+    pub include_archived: bool,
+}
+
+pub async fn project_page(
+    conn: &mut AsyncPgConnection,
+    filter: &ProjectFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> AppResult<Vec<Project>> {
+    let mut query = projects::table
+        .select(Project::as_select())
+        .order(projects::id)
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(projects::id.gt(after));
+    }
+    if let Some(client_id) = filter.client_id {
+        query = query.filter(projects::client_id.eq(client_id));
+    }
+    if !filter.include_archived {
+        query = query.filter(projects::archived.eq(false));
+    }
+    if let Some(name) = filter.name.as_deref() {
+        query = query.filter(lower(projects::name).eq(lower(name.trim().to_owned())));
+    }
+    if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = escape_like(search);
+        query = query.filter(
+            projects::name
+                .ilike(pattern.clone())
+                .or(projects::code.ilike(pattern)),
+        );
+    }
+    Ok(query.load(conn).await?)
+}
+
+/// Loads rows of `T` by id for one request: one statement per batch, in the request's
+/// transaction.
+pub struct ById<T> {
+    db: Arc<TenantDb>,
+    rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> ById<T> {
+    pub fn new(db: Arc<TenantDb>) -> Self {
+        Self {
+            db,
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
+macro_rules! by_id_loader {
+    ($value:ty, $table:ident) => {
+        impl Loader<i64> for ById<$value> {
+            type Value = $value;
+            type Error = Arc<AppError>;
+
+            async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, $value>, Self::Error> {
+                let mut conn = self.db.conn().await?;
+                let rows: Vec<$value> = $table::table
+                    .filter($table::id.eq_any(keys))
+                    .select(<$value>::as_select())
+                    .load(&mut *conn)
+                    .await
+                    .map_err(AppError::from)?;
+                Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+            }
+        }
+    };
+}
+
+by_id_loader!(Client, clients);
+by_id_loader!(Project, projects);
+by_id_loader!(Task, tasks);
+
+/// A project's tasks and members, by project id, for one request.
+pub struct OfProject<T> {
+    db: Arc<TenantDb>,
+    rows: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> OfProject<T> {
+    pub fn new(db: Arc<TenantDb>) -> Self {
+        Self {
+            db,
+            rows: std::marker::PhantomData,
+        }
+    }
+}
+
+impl Loader<i64> for OfProject<Task> {
+    type Value = Vec<Task>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<Task>>, Self::Error> {
+        let mut conn = self.db.conn().await?;
+        let rows: Vec<Task> = tasks::table
+            .filter(tasks::project_id.eq_any(keys))
+            .order(tasks::id)
+            .select(Task::as_select())
+            .load(&mut *conn)
+            .await
+            .map_err(AppError::from)?;
+        let mut grouped: HashMap<i64, Vec<Task>> = HashMap::new();
+        for task in rows {
+            grouped.entry(task.project_id).or_default().push(task);
+        }
+        Ok(grouped)
+    }
+}
+
+impl Loader<i64> for OfProject<ProjectMember> {
+    type Value = Vec<ProjectMember>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<ProjectMember>>, Self::Error> {
+        let mut conn = self.db.conn().await?;
+        let rows: Vec<ProjectMember> = project_members::table
+            .filter(project_members::project_id.eq_any(keys))
+            .order((project_members::project_id, project_members::user_id))
+            .select(ProjectMember::as_select())
+            .load(&mut *conn)
+            .await
+            .map_err(AppError::from)?;
+        let mut grouped: HashMap<i64, Vec<ProjectMember>> = HashMap::new();
+        for member in rows {
+            grouped.entry(member.project_id).or_default().push(member);
+        }
+        Ok(grouped)
+    }
+}

@@ -1,0 +1,510 @@
+//! GraphQL for the catalog: clients, projects, tasks, project members. Everyone signed in
+//! reads it; admins and managers change it.
+
+use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, Lookahead, MaybeUndefined, Object};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::catalog::{
+    self, Client, ClientChanges, ClientFilter, NewProject, Project, ProjectChanges, ProjectFilter,
+    ProjectMember, Task,
+};
+use crate::auth::Role;
+use crate::auth::graphql::UserNode;
+use crate::error::{AppError, AppResult};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id};
+
+const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
+const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
+
+fn loader_error(e: std::sync::Arc<AppError>) -> AppError {
+    AppError::internal(anyhow::anyhow!("loading the catalog: {e:?}"))
+}
+
+pub struct ClientNode(pub Client);
+
+#[Object(name = "Client")]
+impl ClientNode {
+    pub async fn id(&self) -> ID {
+        global_id("Client", self.0.id)
+    }
+    /// Unique ignoring case; kept as typed.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Where invoices are sent.
+    async fn billing_email(&self) -> Option<&str> {
+        self.0.billing_email.as_deref()
+    }
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+impl ClientNode {
+    pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        req.actor().await?;
+        Ok(req.clients.load_one(id).await.map_err(loader_error)?.map(Self))
+    }
+}
+
+pub struct ProjectNode(pub Project);
+
+#[Object(name = "Project")]
+impl ProjectNode {
+    pub async fn id(&self) -> ID {
+        global_id("Project", self.0.id)
+    }
+    /// Short code, unique ignoring case across the tenant.
+    async fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+    /// Unique within its client, ignoring case.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<ClientNode> {
+        let client = ctx
+            .request()
+            .clients
+            .load_one(self.0.client_id)
+            .await
+            .map_err(loader_error)?;
+        Ok(ClientNode(client.ok_or(AppError::NotFound { what: "client" })?))
+    }
+    /// Whether new time on it is billable by default.
+    async fn billable(&self) -> bool {
+        self.0.billable
+    }
+    /// Per hour, in the tenant's currency; members may have their own rate.
+    async fn hourly_rate(&self) -> Option<Decimal> {
+        self.0.hourly_rate.map(|r| r.normalize())
+    }
+    async fn budget_hours(&self) -> Option<Decimal> {
+        self.0.budget_hours.map(|b| b.normalize())
+    }
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn tasks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TaskNode>> {
+        let tasks = ctx
+            .request()
+            .project_tasks
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(tasks.unwrap_or_default().into_iter().map(TaskNode).collect())
+    }
+    async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectMemberNode>> {
+        let members = ctx
+            .request()
+            .project_members
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(members
+            .unwrap_or_default()
+            .into_iter()
+            .map(ProjectMemberNode)
+            .collect())
+    }
+}
+
+impl ProjectNode {
+    pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        req.actor().await?;
+        Ok(req.projects.load_one(id).await.map_err(loader_error)?.map(Self))
+    }
+}
+
+pub struct TaskNode(pub Task);
+
+#[Object(name = "Task")]
+impl TaskNode {
+    pub async fn id(&self) -> ID {
+        global_id("Task", self.0.id)
+    }
+    /// Unique within its project, ignoring case.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// Null: as its project.
+    async fn billable(&self) -> Option<bool> {
+        self.0.billable
+    }
+    async fn archived(&self) -> bool {
+        self.0.archived
+    }
+    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
+        let project = ctx
+            .request()
+            .projects
+            .load_one(self.0.project_id)
+            .await
+            .map_err(loader_error)?;
+        Ok(ProjectNode(
+            project.ok_or(AppError::NotFound { what: "project" })?,
+        ))
+    }
+}
+
+impl TaskNode {
+    pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        req.actor().await?;
+        Ok(req.tasks.load_one(id).await.map_err(loader_error)?.map(Self))
+    }
+}
+
+/// A user working on a project, with their own rate if they have one.
+pub struct ProjectMemberNode(pub ProjectMember);
+
+#[Object(name = "ProjectMember")]
+impl ProjectMemberNode {
+    /// Null when the signed-in user may not see them.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        Ok(UserNode::visible(ctx, self.0.user_id).await?)
+    }
+    /// Overrides the project's rate for this member; null: the project's rate applies.
+    async fn hourly_rate(&self) -> Option<Decimal> {
+        self.0.hourly_rate.map(|r| r.normalize())
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateClientInput {
+    name: String,
+    billing_email: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateClientInput {
+    name: Option<String>,
+    /// Null removes it.
+    billing_email: MaybeUndefined<String>,
+    archived: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct CreateProjectInput {
+    client_id: ID,
+    name: String,
+    code: Option<String>,
+    #[graphql(default = true)]
+    billable: bool,
+    hourly_rate: Option<Decimal>,
+    budget_hours: Option<Decimal>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateProjectInput {
+    name: Option<String>,
+    code: MaybeUndefined<String>,
+    billable: Option<bool>,
+    hourly_rate: MaybeUndefined<Decimal>,
+    budget_hours: MaybeUndefined<Decimal>,
+}
+
+#[derive(InputObject)]
+pub struct CreateTaskInput {
+    project_id: ID,
+    name: String,
+    /// Null or left out: as the project.
+    billable: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct AddProjectMemberInput {
+    project_id: ID,
+    user_id: ID,
+    /// The member's own rate on this project; left out: the project's rate.
+    hourly_rate: Option<Decimal>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ClientFilterInput {
+    /// Part of the name, ignoring case.
+    search: Option<String>,
+    #[graphql(default)]
+    include_archived: bool,
+}
+
+#[derive(InputObject, Default)]
+pub struct ProjectFilterInput {
+    client_id: Option<ID>,
+    /// Part of the name or code, ignoring case.
+    search: Option<String>,
+    /// The whole name, ignoring case.
+    name: Option<String>,
+    #[graphql(default)]
+    include_archived: bool,
+}
+
+fn into_change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
+    match value {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
+    }
+}
+
+type Page<N> = Connection<OpaqueCursor<i64>, N, EmptyFields, EmptyFields>;
+
+/// Loads the relations a query selects on a page of projects, each kind in one batch for
+/// the whole page, so the statements a page costs do not depend on its size (batching left
+/// to the loaders' timers splits under load). Each row's resolver then finds its relation
+/// in the request's loader cache.
+async fn load_relations(ctx: &Context<'_>, node: Lookahead<'_>, projects: &[Project]) -> AppResult<()> {
+    let req = ctx.request();
+    let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
+    req.projects
+        .feed_many(projects.iter().map(|p| (p.id, p.clone())))
+        .await;
+    if node.field("client").exists() {
+        req.clients
+            .load_many(projects.iter().map(|p| p.client_id))
+            .await
+            .map_err(loader_error)?;
+    }
+    if node.field("tasks").exists() {
+        req.project_tasks
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(loader_error)?;
+    }
+    let members = node.field("members");
+    if members.exists() {
+        let by_project = req
+            .project_members
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(loader_error)?;
+        if members.field("user").exists() {
+            req.users
+                .load_many(by_project.values().flatten().map(|m| m.user_id))
+                .await
+                .map_err(loader_error)?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+pub struct CatalogQuery;
+
+#[Object]
+impl CatalogQuery {
+    /// Clients by id; archived ones only when asked.
+    async fn clients(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        filter: Option<ClientFilterInput>,
+    ) -> async_graphql::Result<Page<ClientNode>> {
+        let req = ctx.request();
+        req.actor().await?;
+        let page = PageArgs::parse(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ClientFilter {
+            search: filter.search,
+            include_archived: filter.include_archived,
+        };
+        let rows = {
+            let mut conn = req.db.conn().await?;
+            catalog::client_page(&mut conn, &filter, page.after, page.limit()).await?
+        };
+        Ok(page.connection(rows, |c| c.id, ClientNode))
+    }
+
+    /// Projects by id; archived ones only when asked.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        filter: Option<ProjectFilterInput>,
+    ) -> async_graphql::Result<Page<ProjectNode>> {
+        let req = ctx.request();
+        req.actor().await?;
+        let page = PageArgs::parse(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let filter = ProjectFilter {
+            client_id: filter
+                .client_id
+                .map(|id| expect_global_id("filter.clientId", &id, "Client"))
+                .transpose()?,
+            search: filter.search,
+            name: filter.name,
+            include_archived: filter.include_archived,
+        };
+        let rows = {
+            let mut conn = req.db.conn().await?;
+            catalog::project_page(&mut conn, &filter, page.after, page.limit()).await?
+        };
+        load_relations(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
+        Ok(page.connection(rows, |p| p.id, ProjectNode))
+    }
+
+    async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ProjectNode>> {
+        let id = expect_global_id("id", &id, "Project")?;
+        Ok(ProjectNode::load(ctx, id).await?)
+    }
+
+    async fn client(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ClientNode>> {
+        let id = expect_global_id("id", &id, "Client")?;
+        Ok(ClientNode::load(ctx, id).await?)
+    }
+}
+
+#[derive(Default)]
+pub struct CatalogMutation;
+
+#[Object]
+impl CatalogMutation {
+    async fn create_client(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateClientInput,
+    ) -> async_graphql::Result<ClientNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::create_client(&mut conn, &input.name, input.billing_email.as_deref()).await;
+        Ok(ClientNode(conn.end_savepoint(outcome).await?))
+    }
+
+    async fn update_client(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateClientInput,
+    ) -> async_graphql::Result<ClientNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let id = expect_global_id("id", &id, "Client")?;
+        let changes = ClientChanges {
+            name: input.name,
+            billing_email: into_change(input.billing_email),
+            archived: input.archived,
+        };
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::update_client(&mut conn, id, changes).await;
+        Ok(ClientNode(conn.end_savepoint(outcome).await?))
+    }
+
+    async fn create_project(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProjectInput,
+    ) -> async_graphql::Result<ProjectNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let new = NewProject {
+            client_id: expect_global_id("input.clientId", &input.client_id, "Client")?,
+            code: input.code,
+            name: input.name,
+            billable: input.billable,
+            hourly_rate: input.hourly_rate,
+            budget_hours: input.budget_hours,
+        };
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::create_project(&mut conn, new).await;
+        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+    }
+
+    async fn update_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProjectInput,
+    ) -> async_graphql::Result<ProjectNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let id = expect_global_id("id", &id, "Project")?;
+        let changes = ProjectChanges {
+            code: into_change(input.code),
+            name: input.name,
+            billable: input.billable,
+            hourly_rate: into_change(input.hourly_rate),
+            budget_hours: into_change(input.budget_hours),
+            archived: None,
+        };
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::update_project(&mut conn, id, changes).await;
+        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+    }
+
+    /// Archives a project (or brings it back): it leaves default lists and takes no new time.
+    async fn archive_project(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        #[graphql(default = true)] archived: bool,
+    ) -> async_graphql::Result<ProjectNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let id = expect_global_id("id", &id, "Project")?;
+        let changes = ProjectChanges {
+            code: None,
+            name: None,
+            billable: None,
+            hourly_rate: None,
+            budget_hours: None,
+            archived: Some(archived),
+        };
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::update_project(&mut conn, id, changes).await;
+        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+    }
+
+    async fn create_task(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTaskInput,
+    ) -> async_graphql::Result<TaskNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
+        let mut conn = req.db.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = catalog::create_task(&mut conn, project_id, &input.name, input.billable).await;
+        Ok(TaskNode(conn.end_savepoint(outcome).await?))
+    }
+
+    /// Adds a user to a project, or changes their rate on it.
+    async fn add_project_member(
+        &self,
+        ctx: &Context<'_>,
+        input: AddProjectMemberInput,
+    ) -> async_graphql::Result<ProjectNode> {
+        let req = ctx.request();
+        req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
+        let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
+        let user_id = expect_global_id("input.userId", &input.user_id, "User")?;
+        {
+            let mut conn = req.db.conn().await?;
+            conn.begin_savepoint().await?;
+            let outcome = catalog::put_member(&mut conn, project_id, user_id, input.hourly_rate).await;
+            conn.end_savepoint(outcome).await?;
+        }
+        let project = req.projects.load_one(project_id).await.map_err(loader_error)?;
+        Ok(ProjectNode(
+            project.ok_or(AppError::NotFound { what: "project" })?,
+        ))
+    }
+}

@@ -1,0 +1,397 @@
+//! Clients, projects, tasks and members through the API, against PostgreSQL.
+
+mod common;
+
+use common::{TestApp, TestTenant};
+use diesel::QueryableByName;
+use diesel::sql_types::BigInt;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+
+const CREATE_CLIENT: &str = "mutation($i: CreateClientInput!) { createClient(input: $i) { id name } }";
+const CREATE_PROJECT: &str =
+    "mutation($i: CreateProjectInput!) { createProject(input: $i) { id name code client { name } } }";
+const CREATE_TASK: &str =
+    "mutation($i: CreateTaskInput!) { createTask(input: $i) { id name project { name } } }";
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    let mut conn = app.raw_conn().await;
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .await
+        .unwrap()
+        .n
+}
+
+async fn client(app: &TestApp, t: &TestTenant, token: &str, name: &str) -> Value {
+    app.gql(
+        &t.host,
+        Some(token),
+        CREATE_CLIENT,
+        json!({ "i": { "name": name } }),
+    )
+    .await["createClient"]["id"]
+        .clone()
+}
+
+async fn project(
+    app: &TestApp,
+    t: &TestTenant,
+    token: &str,
+    client_id: &Value,
+    name: &str,
+    code: Option<&str>,
+) -> Value {
+    let input = json!({ "i": { "clientId": client_id, "name": name, "code": code, "hourlyRate": "950.00" } });
+    app.gql(&t.host, Some(token), CREATE_PROJECT, input).await["createProject"]["id"].clone()
+}
+
+#[tokio::test]
+async fn names_are_unique_ignoring_case_where_the_product_says() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+
+    let globex = client(&app, &t, &admin, "Globex").await;
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            CREATE_CLIENT,
+            json!({ "i": { "name": "  GLOBEX " } }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("CONFLICT", Some("input.name"))
+    );
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.clients").await, 1);
+
+    // Project names are unique within a client, ignoring case; codes across the tenant.
+    let initech = client(&app, &t, &admin, "Initech").await;
+    let website = project(&app, &t, &admin, &globex, "Website", Some("GLX-WEB")).await;
+    let dup = json!({ "i": { "clientId": globex, "name": "WEBSITE" } });
+    let (code, error) = app.gql_error(&t.host, Some(&admin), CREATE_PROJECT, dup).await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("CONFLICT", Some("input.name"))
+    );
+    project(&app, &t, &admin, &initech, "website", None).await;
+    let dup_code = json!({ "i": { "clientId": initech, "name": "Portal", "code": "glx-web" } });
+    let (code, error) = app
+        .gql_error(&t.host, Some(&admin), CREATE_PROJECT, dup_code)
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("CONFLICT", Some("input.code"))
+    );
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 2);
+
+    // Task names are unique within a project, ignoring case.
+    app.gql(
+        &t.host,
+        Some(&admin),
+        CREATE_TASK,
+        json!({ "i": { "projectId": website, "name": "Design" } }),
+    )
+    .await;
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            CREATE_TASK,
+            json!({ "i": { "projectId": website, "name": "design" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.tasks").await, 1);
+
+    // Renaming into a taken name is refused too, and changes nothing.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateClient(id: $id, input: {name: \"globex\"}) { name } }",
+            json!({ "id": initech }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+
+    // Lookups by name ignore case and keep the casing typed.
+    let found = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ projects(filter: {name: \"WEBSITE\"}) { edges { node { name client { name } } } } }",
+            json!({}),
+        )
+        .await;
+    let names: Vec<(&str, &str)> = found["projects"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["node"]["name"].as_str().unwrap(),
+                e["node"]["client"]["name"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("Website", "Globex"), ("website", "Initech")]);
+}
+
+#[tokio::test]
+async fn members_read_the_catalog_but_cannot_change_it() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "m@acme.example", "MEMBER").await;
+    let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
+    let globex = client(&app, &t, &manager, "Globex").await;
+
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_CLIENT,
+            json!({ "i": { "name": "Hooli" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_PROJECT,
+            json!({ "i": { "clientId": globex, "name": "Sneaky" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.clients").await, 1);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 0);
+
+    let listed = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "{ clients { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["clients"]["edges"][0]["node"]["name"], "Globex");
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            None,
+            "{ clients { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "UNAUTHENTICATED");
+}
+
+#[tokio::test]
+async fn bad_catalog_input_is_refused_with_its_field() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let globex = client(&app, &t, &admin, "Globex").await;
+    let cases = [
+        (json!({ "clientId": globex, "name": "  " }), "input.name"),
+        (
+            json!({ "clientId": globex, "name": "P", "hourlyRate": "-1" }),
+            "input.hourlyRate",
+        ),
+        (
+            json!({ "clientId": globex, "name": "P", "hourlyRate": "1.00001" }),
+            "input.hourlyRate",
+        ),
+        (
+            json!({ "clientId": globex, "name": "P", "budgetHours": "0" }),
+            "input.budgetHours",
+        ),
+        (
+            json!({ "clientId": globex, "name": "P", "code": "has space" }),
+            "input.code",
+        ),
+        (
+            json!({ "clientId": "Q2xpZW50Ojk5OTk", "name": "P" }),
+            "input.clientId",
+        ),
+        (json!({ "clientId": "VXNlcjox", "name": "P" }), "input.clientId"),
+    ];
+    for (input, field) in cases {
+        let (code, error) = app
+            .gql_error(&t.host, Some(&admin), CREATE_PROJECT, json!({ "i": input }))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{input}");
+        assert_eq!(error["extensions"]["field"], field, "{input}");
+    }
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 0);
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            CREATE_CLIENT,
+            json!({ "i": { "name": "X", "billingEmail": "nope" } }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("input.billingEmail"))
+    );
+}
+
+#[tokio::test]
+async fn projects_update_archive_and_carry_members_with_rates() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let users = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ users(filter: {search: \"dev@\"}) { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    let dev = users["users"]["edges"][0]["node"]["id"].clone();
+    let globex = client(&app, &t, &admin, "Globex").await;
+    let website = project(&app, &t, &admin, &globex, "Website", None).await;
+
+    let updated = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateProject(id: $id, input: {hourlyRate: \"333.33\", budgetHours: \"120.5\", code: \"WEB\", billable: false}) { hourlyRate budgetHours code billable } }",
+            json!({ "id": website }),
+        )
+        .await;
+    assert_eq!(
+        updated["updateProject"],
+        json!({ "hourlyRate": "333.33", "budgetHours": "120.5", "code": "WEB", "billable": false })
+    );
+    let cleared = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateProject(id: $id, input: {code: null}) { code hourlyRate } }",
+            json!({ "id": website }),
+        )
+        .await;
+    assert_eq!(
+        cleared["updateProject"],
+        json!({ "code": null, "hourlyRate": "333.33" })
+    );
+
+    let added = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($p: ID!, $u: ID!) { addProjectMember(input: {projectId: $p, userId: $u, hourlyRate: \"400\"}) { members { hourlyRate user { email } } } }",
+            json!({ "p": website, "u": dev }),
+        )
+        .await;
+    assert_eq!(
+        added["addProjectMember"]["members"],
+        json!([{ "hourlyRate": "400", "user": { "email": "dev@acme.example" } }])
+    );
+
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($id: ID!) { archiveProject(id: $id) { archived } }",
+        json!({ "id": website }),
+    )
+    .await;
+    let listed = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ projects { edges { node { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(listed["projects"]["edges"], json!([]));
+    let all = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ projects(filter: {includeArchived: true}) { edges { node { name archived } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        all["projects"]["edges"][0]["node"],
+        json!({ "name": "Website", "archived": true })
+    );
+    let node = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "query($id: ID!) { node(id: $id) { ... on Project { name } } }",
+            json!({ "id": website }),
+        )
+        .await;
+    assert_eq!(node["node"]["name"], "Website");
+}
+
+#[tokio::test]
+async fn a_page_of_projects_with_relations_costs_the_same_statements_for_5_or_50() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let dev_token = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let me = app
+        .gql(&t.host, Some(&dev_token), "{ me { id } }", json!({}))
+        .await["me"]["id"]
+        .clone();
+    for c in 0..10 {
+        let client_id = client(&app, &t, &admin, &format!("Client {c}")).await;
+        for p in 0..6 {
+            let project_id = project(&app, &t, &admin, &client_id, &format!("Project {p}"), None).await;
+            app.gql(
+                &t.host,
+                Some(&admin),
+                CREATE_TASK,
+                json!({ "i": { "projectId": project_id, "name": "Build" } }),
+            )
+            .await;
+            app.gql(
+                &t.host,
+                Some(&admin),
+                "mutation($p: ID!, $u: ID!) { addProjectMember(input: {projectId: $p, userId: $u}) { id } }",
+                json!({ "p": project_id, "u": me }),
+            )
+            .await;
+        }
+    }
+    let query = |n: usize| {
+        format!(
+            "{{ projects(first: {n}) {{ edges {{ node {{ name client {{ name }} tasks {{ name project {{ code }} }} members {{ user {{ email }} }} }} }} }} }}"
+        )
+    };
+    // Warm the actor cache, so every run counts the same work.
+    app.execute_counted(&t, &admin, &query(1)).await;
+    let (five, few) = app.execute_counted(&t, &admin, &query(5)).await;
+    let (page, many) = app.execute_counted(&t, &admin, &query(60)).await;
+    assert_eq!(five["projects"]["edges"].as_array().unwrap().len(), 5);
+    let edges = page["projects"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 60);
+    assert_eq!(edges[59]["node"]["client"]["name"], "Client 9");
+    assert_eq!(edges[59]["node"]["tasks"][0]["name"], "Build");
+    assert_eq!(
+        edges[59]["node"]["members"][0]["user"]["email"],
+        "dev@acme.example"
+    );
+    assert_eq!(few, many, "statements must not grow with the rows returned");
+    // BEGIN with the tenant path, the page, clients, tasks, members, users, COMMIT.
+    assert_eq!(many, 7);
+}
