@@ -11,6 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::Role;
 use super::password;
 use crate::config::Secret;
+use crate::db::contains_pattern;
 use crate::db::functions::lower;
 use crate::db::schema::users;
 use crate::error::{AppError, AppResult};
@@ -155,13 +156,7 @@ pub async fn page(
         query = query.filter(users::active.eq(active));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = contains_pattern(search);
         query = query.filter(users::email.ilike(pattern.clone()).or(users::name.ilike(pattern)));
     }
     Ok(query.load(conn).await?)

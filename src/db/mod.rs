@@ -28,6 +28,14 @@ use crate::config::DatabaseConfig;
 pub type DbPool = Pool<AsyncPgConnection>;
 pub type PooledConn = Object<AsyncPgConnection>;
 
+/// An `ILIKE` pattern matching `raw` anywhere, its own `%`, `_` and `\` taken literally.
+pub fn contains_pattern(raw: &str) -> String {
+    format!(
+        "%{}%",
+        raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
 /// Resets the session's `search_path`; run when a connection is made and at every checkout.
 pub const RESET_SEARCH_PATH: &str = "SELECT set_config('search_path', '', false)";
 
@@ -61,4 +69,12 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
         .runtime(deadpool::Runtime::Tokio1)
         .build()?;
     Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(super::contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
 }

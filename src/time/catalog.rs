@@ -10,6 +10,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
+use crate::db::contains_pattern;
 use crate::db::functions::lower;
 use crate::db::schema::{clients, project_members, projects, tasks};
 use crate::error::{AppError, AppResult};
@@ -114,13 +115,6 @@ fn conflict(e: DieselError, field: &str, message: impl FnOnce() -> String) -> Ap
         }
         other => other.into(),
     }
-}
-
-fn escape_like(raw: &str) -> String {
-    format!(
-        "%{}%",
-        raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
-    )
 }
 
 pub struct ClientChanges {
@@ -385,7 +379,7 @@ pub async fn client_page(
         query = query.filter(clients::archived.eq(false));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        query = query.filter(clients::name.ilike(escape_like(search)));
+        query = query.filter(clients::name.ilike(contains_pattern(search)));
     }
     Ok(query.load(conn).await?)
 }
@@ -423,7 +417,7 @@ pub async fn project_page(
         query = query.filter(lower(projects::name).eq(lower(name.trim().to_owned())));
     }
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = escape_like(search);
+        let pattern = contains_pattern(search);
         query = query.filter(
             projects::name
                 .ilike(pattern.clone())
