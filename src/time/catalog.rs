@@ -289,6 +289,18 @@ pub async fn update_project(
         .ok_or(AppError::NotFound { what: "project" })
 }
 
+/// Refuses input that names a project this tenant does not have.
+async fn ensure_project(conn: &mut AsyncPgConnection, project_id: i64) -> AppResult<()> {
+    let exists: bool = diesel::select(diesel::dsl::exists(projects::table.find(project_id)))
+        .get_result(conn)
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(AppError::bad_input("input.projectId", "no such project"))
+    }
+}
+
 pub async fn create_task(
     conn: &mut AsyncPgConnection,
     project_id: i64,
@@ -296,12 +308,7 @@ pub async fn create_task(
     billable: Option<bool>,
 ) -> AppResult<Task> {
     let name = clean_name("input.name", name)?;
-    let project_exists: bool = diesel::select(diesel::dsl::exists(projects::table.find(project_id)))
-        .get_result(conn)
-        .await?;
-    if !project_exists {
-        return Err(AppError::bad_input("input.projectId", "no such project"));
-    }
+    ensure_project(conn, project_id).await?;
     diesel::insert_into(tasks::table)
         .values((
             tasks::project_id.eq(project_id),
@@ -328,12 +335,7 @@ pub async fn put_member(
     let rate = hourly_rate
         .map(|r| check_rate("input.hourlyRate", r))
         .transpose()?;
-    let project_exists: bool = diesel::select(diesel::dsl::exists(projects::table.find(project_id)))
-        .get_result(conn)
-        .await?;
-    if !project_exists {
-        return Err(AppError::bad_input("input.projectId", "no such project"));
-    }
+    ensure_project(conn, project_id).await?;
     let user_exists: bool =
         diesel::select(diesel::dsl::exists(crate::db::schema::users::table.find(user_id)))
             .get_result(conn)
