@@ -23,6 +23,8 @@ use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
 use crate::time::catalog::{ById, Client, OfProject, Project, ProjectMember, Task};
 use crate::time::graphql::{CatalogMutation, CatalogQuery, ClientNode, ProjectNode, TaskNode};
+use crate::time::graphql_entries::{TimeEntryNode, TimeMutation, TimeQuery, TimesheetNode};
+use crate::time::timesheets::TimesheetMinutes;
 
 pub type AppSchema = Schema<Query, Mutation, EmptySubscription>;
 
@@ -47,6 +49,7 @@ pub struct RequestContext {
     pub tasks: Loader<ById<Task>>,
     pub project_tasks: Loader<OfProject<Task>>,
     pub project_members: Loader<OfProject<ProjectMember>>,
+    pub timesheet_minutes: Loader<TimesheetMinutes>,
 }
 
 /// A request's loader, caching what it loaded for the rest of the request, so a resolver
@@ -66,6 +69,7 @@ impl RequestContext {
             tasks: loader(ById::new(Arc::clone(&db))),
             project_tasks: loader(OfProject::new(Arc::clone(&db))),
             project_members: loader(OfProject::new(Arc::clone(&db))),
+            timesheet_minutes: loader(TimesheetMinutes { db: Arc::clone(&db) }),
             db,
             services,
             bearer,
@@ -183,6 +187,8 @@ pub enum Node {
     Client(ClientNode),
     Project(ProjectNode),
     Task(TaskNode),
+    TimeEntry(TimeEntryNode),
+    Timesheet(TimesheetNode),
 }
 
 #[derive(Default)]
@@ -199,16 +205,18 @@ impl NodeQuery {
             "Client" => Ok(ClientNode::load(ctx, row_id).await?.map(Node::Client)),
             "Project" => Ok(ProjectNode::load(ctx, row_id).await?.map(Node::Project)),
             "Task" => Ok(TaskNode::load(ctx, row_id).await?.map(Node::Task)),
+            "TimeEntry" => Ok(TimeEntryNode::visible(ctx, row_id).await?.map(Node::TimeEntry)),
+            "Timesheet" => Ok(TimesheetNode::visible(ctx, row_id).await?.map(Node::Timesheet)),
             _ => Ok(None),
         }
     }
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AuthQuery, SettingsQuery, CatalogQuery);
+pub struct Query(NodeQuery, AuthQuery, SettingsQuery, CatalogQuery, TimeQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, SettingsMutation, CatalogMutation);
+pub struct Mutation(AuthMutation, SettingsMutation, CatalogMutation, TimeMutation);
 
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)

@@ -1,5 +1,5 @@
 //! The HTTP surface: `/graphql` (GET and POST, per GraphQL over HTTP), `/graphiql`,
-//! `/healthz`, `/readyz`.
+//! `/reports/billable-hours.csv`, `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -61,9 +61,10 @@ impl AppState {
                     settings.invalidate_all();
                     actors.invalidate_all();
                 }
+                Notice::Ping => {}
             });
         }
-        listener.spawn(database_url);
+        listener.spawn(database_url, pool.clone());
         let services = Arc::new(Services {
             jwt: JwtKeys::new(&config)?,
             config,
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.services.config.max_body_bytes;
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/reports/billable-hours.csv", get(billable_hours_csv))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
     if state.services.config.graphiql {
@@ -239,4 +241,63 @@ async fn execute(
         }
     }
     GraphQLResponse::from(response).into_response()
+}
+
+fn status_of(error: &AppError) -> StatusCode {
+    match error {
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound { .. } | AppError::TenantNotFound => StatusCode::NOT_FOUND,
+        AppError::BadUserInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::TenantSuspended => StatusCode::FORBIDDEN,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The billable-hours report as CSV (see `crate::time::csv` for the parameters). Errors
+/// before the first byte are the GraphQL error shape with a fitting HTTP status.
+async fn billable_hours_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let started = async {
+        let tenant = state.resolver.resolve(host).await?;
+        tracing::Span::current().record("tenant", tenant.schema.as_str());
+        let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly));
+        let actor = auth::authenticate(
+            &db,
+            &state.services.jwt,
+            &state.services.actors,
+            bearer(&headers).as_deref(),
+        )
+        .await?;
+        let request = crate::time::csv::CsvRequest::parse(&params, &actor)?;
+        let settings = settings::effective(&db, &state.services.settings).await?;
+        Ok::<_, AppError>((db, settings, request))
+    }
+    .await;
+    let (db, settings, request) = match started {
+        Ok(started) => started,
+        Err(e) => return error_response(status_of(&e), e),
+    };
+    let mut chunks = crate::time::csv::stream(db, settings, request);
+    let body = Body::from_stream(futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx)));
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"billable-hours.csv\"",
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

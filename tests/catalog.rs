@@ -3,9 +3,6 @@
 mod common;
 
 use common::{TestApp, TestTenant};
-use diesel::QueryableByName;
-use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 const CREATE_CLIENT: &str = "mutation($i: CreateClientInput!) { createClient(input: $i) { id name } }";
@@ -13,21 +10,6 @@ const CREATE_PROJECT: &str =
     "mutation($i: CreateProjectInput!) { createProject(input: $i) { id name code client { name } } }";
 const CREATE_TASK: &str =
     "mutation($i: CreateTaskInput!) { createTask(input: $i) { id name project { name } } }";
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.raw_conn().await;
-    diesel::sql_query(sql)
-        .get_result::<Count>(&mut conn)
-        .await
-        .unwrap()
-        .n
-}
 
 async fn client(app: &TestApp, t: &TestTenant, token: &str, name: &str) -> Value {
     app.gql(
@@ -71,7 +53,7 @@ async fn names_are_unique_ignoring_case_where_the_product_says() {
         (code.as_str(), error["extensions"]["field"].as_str()),
         ("CONFLICT", Some("input.name"))
     );
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.clients").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.clients").await, 1);
 
     // Project names are unique within a client, ignoring case; codes across the tenant.
     let initech = client(&app, &t, &admin, "Initech").await;
@@ -91,7 +73,7 @@ async fn names_are_unique_ignoring_case_where_the_product_says() {
         (code.as_str(), error["extensions"]["field"].as_str()),
         ("CONFLICT", Some("input.code"))
     );
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.projects").await, 2);
 
     // Task names are unique within a project, ignoring case.
     app.gql(
@@ -110,7 +92,7 @@ async fn names_are_unique_ignoring_case_where_the_product_says() {
         )
         .await;
     assert_eq!(code, "CONFLICT");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.tasks").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.tasks").await, 1);
 
     // Renaming into a taken name is refused too, and changes nothing.
     let (code, _) = app
@@ -173,8 +155,8 @@ async fn members_read_the_catalog_but_cannot_change_it() {
         )
         .await;
     assert_eq!(code, "FORBIDDEN");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.clients").await, 1);
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.clients").await, 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.projects").await, 0);
 
     let listed = app
         .gql(
@@ -233,7 +215,7 @@ async fn bad_catalog_input_is_refused_with_its_field() {
         assert_eq!(code, "BAD_USER_INPUT", "{input}");
         assert_eq!(error["extensions"]["field"], field, "{input}");
     }
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.projects").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.projects").await, 0);
     let (code, error) = app
         .gql_error(
             &t.host,

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{TestApp, eventually};
 use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
 use serde_json::json;
 
@@ -14,18 +14,6 @@ const CREATE_USER: &str = "mutation($i: CreateUserInput!) { createUser(input: $i
 const UPDATE_SETTINGS: &str =
     "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { timeZone overridden } }";
 const SETTINGS: &str = "{ tenantSettings { timeZone timecaptureIntervalMinutes billableHoursInWorkingDay workWeek currency defaultTaxRate invoiceDueDays invoiceNumberFormat leaveYearStartMonth siteUrl defaultFromEmail overridden } }";
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    let mut conn = app.raw_conn().await;
-    let row: Count = diesel::sql_query(sql).get_result(&mut conn).await.unwrap();
-    row.n
-}
 
 #[tokio::test]
 async fn login_ignores_email_case_and_refuses_wrong_credentials_alike() {
@@ -98,11 +86,8 @@ async fn emails_are_unique_ignoring_case() {
         "no SQL in errors"
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM acme.users WHERE lower(email) = 'ann@acme.example'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM acme.users WHERE lower(email) = 'ann@acme.example'")
+            .await,
         1
     );
 
@@ -130,7 +115,7 @@ async fn emails_are_unique_ignoring_case() {
         (code.as_str(), error["extensions"]["field"].as_str()),
         ("BAD_USER_INPUT", Some("input.password"))
     );
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.users").await, 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.users").await, 2);
 }
 
 #[tokio::test]
@@ -179,7 +164,7 @@ async fn only_admins_manage_users_and_settings() {
     assert_eq!(listed["users"]["edges"].as_array().unwrap().len(), 3);
 
     // Nothing changed.
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.users").await, 3);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.users").await, 3);
     let settings = app.gql(&t.host, Some(&member), SETTINGS, json!({})).await;
     assert_eq!(settings["tenantSettings"]["timeZone"], "UTC");
     assert_eq!(settings["tenantSettings"]["overridden"], json!([]));
@@ -336,7 +321,7 @@ async fn settings_have_defaults_validate_changes_and_derive_site_url() {
     assert_eq!(s["siteUrl"], format!("https://{}", t.host));
     assert_eq!(s["defaultFromEmail"], format!("no-reply@{}", t.host));
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM acme.settings").await,
+        app.count("SELECT count(*) AS n FROM acme.settings").await,
         0,
         "defaults are not stored"
     );
@@ -394,7 +379,7 @@ async fn settings_have_defaults_validate_changes_and_derive_site_url() {
         )
         .await;
     assert_eq!(code, "GRAPHQL_VALIDATION_FAILED");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.settings").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.settings").await, 0);
 
     let changed = app
         .gql(
@@ -413,7 +398,7 @@ async fn settings_have_defaults_validate_changes_and_derive_site_url() {
     assert_eq!(s["billableHoursInWorkingDay"], "7.5");
     assert_eq!(s["timecaptureIntervalMinutes"], 6);
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM acme.settings").await,
+        app.count("SELECT count(*) AS n FROM acme.settings").await,
         4,
         "only overrides are stored"
     );
@@ -578,7 +563,7 @@ async fn the_endpoint_enforces_http_rules_and_limits() {
         .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
-    assert_eq!(count(&app, "SELECT count(*) AS n FROM acme.api_tokens").await, 0);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.api_tokens").await, 0);
 
     // Too deep (the limit is 12 levels).
     let too_deep = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }";

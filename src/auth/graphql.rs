@@ -260,10 +260,11 @@ impl AuthMutation {
             "input.",
         )
         .await?;
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = users::insert(&mut conn, &prepared).await;
-        Ok(UserNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| users::insert(conn, &prepared).await)
+            .await?;
+        Ok(UserNode(value))
     }
 
     /// Changes a user's name, role or active flag (admins). An admin cannot demote or
@@ -289,27 +290,27 @@ impl AuthMutation {
             }
             other => other.map(|n| n.trim().to_owned()),
         };
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = async {
-            let changes = (
-                name.map(|n| users_table::name.eq(n)),
-                input.role.map(|r| users_table::role.eq(r.as_str())),
-                input.active.map(|a| users_table::active.eq(a)),
-                users_table::updated_at.eq(diesel::dsl::now),
-            );
-            let user = diesel::update(users_table::table.find(user_id))
-                .set(changes)
-                .returning(User::as_returning())
-                .get_result(&mut *conn)
-                .await
-                .optional()?
-                .ok_or(AppError::NotFound { what: "user" })?;
-            announce_auth_change(&req.db, &mut conn, &req.services.actors).await?;
-            Ok(user)
-        }
-        .await;
-        Ok(UserNode(conn.end_savepoint(outcome).await?))
+        let user = req
+            .db
+            .in_savepoint(async |conn| {
+                let changes = (
+                    name.map(|n| users_table::name.eq(n)),
+                    input.role.map(|r| users_table::role.eq(r.as_str())),
+                    input.active.map(|a| users_table::active.eq(a)),
+                    users_table::updated_at.eq(diesel::dsl::now),
+                );
+                let user = diesel::update(users_table::table.find(user_id))
+                    .set(changes)
+                    .returning(User::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()?
+                    .ok_or(AppError::NotFound { what: "user" })?;
+                announce_auth_change(&req.db, conn, &req.services.actors).await?;
+                Ok(user)
+            })
+            .await?;
+        Ok(UserNode(user))
     }
 
     /// Creates an API token acting as the signed-in user. The secret is returned only here.
@@ -325,20 +326,21 @@ impl AuthMutation {
             return Err(AppError::bad_input("name", "a token name has 1 to 100 characters").into());
         }
         let token = new_api_token();
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = diesel::insert_into(api_tokens::table)
-            .values((
-                api_tokens::user_id.eq(actor.user_id),
-                api_tokens::name.eq(&name),
-                api_tokens::token_hash.eq(&token.hash),
-                api_tokens::token_prefix.eq(&token.display_prefix),
-            ))
-            .returning(ApiToken::as_returning())
-            .get_result(&mut *conn)
-            .await
-            .map_err(AppError::from);
-        let api_token = conn.end_savepoint(outcome).await?;
+        let api_token = req
+            .db
+            .in_savepoint(async |conn| {
+                Ok(diesel::insert_into(api_tokens::table)
+                    .values((
+                        api_tokens::user_id.eq(actor.user_id),
+                        api_tokens::name.eq(&name),
+                        api_tokens::token_hash.eq(&token.hash),
+                        api_tokens::token_prefix.eq(&token.display_prefix),
+                    ))
+                    .returning(ApiToken::as_returning())
+                    .get_result(conn)
+                    .await?)
+            })
+            .await?;
         Ok(CreateApiTokenPayload {
             api_token,
             secret: token.secret,
@@ -350,30 +352,30 @@ impl AuthMutation {
         let req = ctx.request();
         let actor = req.actor().await?;
         let token_id = expect_global_id("id", &id, "ApiToken")?;
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = async {
-            let token: ApiToken = api_tokens::table
-                .find(token_id)
-                .select(ApiToken::as_select())
-                .for_update()
-                .first(&mut *conn)
-                .await
-                .optional()?
-                .filter(|t| t.user_id == actor.user_id || actor.role == Role::Admin)
-                .ok_or(AppError::NotFound { what: "API token" })?;
-            if token.revoked_at.is_some() {
-                return Ok(token);
-            }
-            let token = diesel::update(api_tokens::table.find(token_id))
-                .set(api_tokens::revoked_at.eq(diesel::dsl::now))
-                .returning(ApiToken::as_returning())
-                .get_result(&mut *conn)
-                .await?;
-            announce_auth_change(&req.db, &mut conn, &req.services.actors).await?;
-            Ok(token)
-        }
-        .await;
-        Ok(conn.end_savepoint(outcome).await?)
+        let token = req
+            .db
+            .in_savepoint(async |conn| {
+                let token: ApiToken = api_tokens::table
+                    .find(token_id)
+                    .select(ApiToken::as_select())
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?
+                    .filter(|t| t.user_id == actor.user_id || actor.role == Role::Admin)
+                    .ok_or(AppError::NotFound { what: "API token" })?;
+                if token.revoked_at.is_some() {
+                    return Ok(token);
+                }
+                let token = diesel::update(api_tokens::table.find(token_id))
+                    .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+                    .returning(ApiToken::as_returning())
+                    .get_result(conn)
+                    .await?;
+                announce_auth_change(&req.db, conn, &req.services.actors).await?;
+                Ok(token)
+            })
+            .await?;
+        Ok(token)
     }
 }

@@ -95,7 +95,7 @@ pub enum CredentialKey {
 pub type ActorCache = CoherentCache<(i64, CredentialKey), Actor>;
 
 pub fn actor_cache() -> ActorCache {
-    CoherentCache::new(Duration::from_secs(60))
+    CoherentCache::new(Duration::from_secs(600))
 }
 
 /// Publishes a change of users or tokens (in the unit's transaction) and drops this

@@ -107,8 +107,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    timesheets (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        week_start -> Date,
+        status -> Text,
+        submitted_at -> Timestamptz,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamptz>,
+        rejection_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    time_entries (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        project_id -> BigInt,
+        task_id -> Nullable<BigInt>,
+        work_date -> Date,
+        started_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        minutes -> Nullable<Integer>,
+        notes -> Text,
+        billable -> Bool,
+        hourly_rate -> Nullable<Numeric>,
+        status -> Text,
+        external_ref -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(projects -> clients (client_id));
+diesel::joinable!(time_entries -> projects (project_id));
+diesel::joinable!(time_entries -> tasks (task_id));
 diesel::joinable!(tasks -> projects (project_id));
 diesel::joinable!(project_members -> projects (project_id));
 diesel::joinable!(project_members -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(clients, projects, tasks, project_members, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    clients,
+    projects,
+    tasks,
+    project_members,
+    users,
+    time_entries,
+    timesheets
+);

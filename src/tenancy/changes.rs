@@ -12,9 +12,14 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 
 use crate::config::Secret;
-use crate::db;
+use crate::db::{self, DbPool};
 
 pub const CHANNEL: &str = "crowdminder_changes";
+
+/// How often each server sends a heartbeat notice.
+const HEARTBEAT: Duration = Duration::from_secs(20);
+/// How long a listening connection may stay silent before it is presumed dead.
+const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +32,8 @@ pub enum Notice {
     Auth(i64),
     /// Notices may have been lost (the listening connection dropped): forget everything.
     Missed,
+    /// A heartbeat: proves the listening connection still delivers.
+    Ping,
 }
 
 impl Notice {
@@ -36,10 +43,14 @@ impl Notice {
             Self::Settings(id) => format!("settings:{id}"),
             Self::Auth(id) => format!("auth:{id}"),
             Self::Missed => "missed".to_owned(),
+            Self::Ping => "ping".to_owned(),
         }
     }
 
     fn parse(payload: &str) -> Self {
+        if payload == "ping" {
+            return Self::Ping;
+        }
         let (topic, id) = payload.split_once(':').unwrap_or((payload, ""));
         match (topic, id.parse()) {
             ("registry", Ok(id)) => Self::Registry(id),
@@ -73,9 +84,23 @@ impl ChangeListener {
         self.subscribers.push(Box::new(subscriber));
     }
 
-    /// Listens until the process ends, reconnecting with backoff.
-    pub fn spawn(self, database_url: Secret) -> tokio::task::JoinHandle<()> {
+    /// Listens until the process ends, reconnecting with backoff. A heartbeat notice sent
+    /// through `pool` every [`HEARTBEAT`] proves the connection alive: one that stays silent
+    /// for [`SILENCE_LIMIT`] (a half-open TCP connection, say) is dropped and replaced.
+    pub fn spawn(self, database_url: Secret, pool: DbPool) -> tokio::task::JoinHandle<()> {
         let listener = Arc::new(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(HEARTBEAT);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Ok(mut conn) = pool.get().await
+                    && let Err(e) = publish(&mut conn, Notice::Ping).await
+                {
+                    tracing::debug!(error = %e, "change heartbeat not sent");
+                }
+            }
+        });
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             loop {
@@ -101,12 +126,19 @@ impl ChangeListener {
         // Whatever changed while no one was listening is unknown.
         self.dispatch(Notice::Missed);
         let mut notifications = std::pin::pin!(conn.notifications_stream());
-        while let Some(notification) = notifications.next().await {
+        loop {
+            let next = tokio::time::timeout(SILENCE_LIMIT, notifications.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no notice, not even a heartbeat, for {SILENCE_LIMIT:?}"))?;
+            let Some(notification) = next else {
+                return Ok(());
+            };
             let notice = Notice::parse(&notification?.payload);
-            tracing::debug!(?notice, "change notice");
-            self.dispatch(notice);
+            if notice != Notice::Ping {
+                tracing::debug!(?notice, "change notice");
+                self.dispatch(notice);
+            }
         }
-        Ok(())
     }
 }
 
@@ -121,6 +153,7 @@ mod tests {
             Notice::Settings(12),
             Notice::Auth(3),
             Notice::Missed,
+            Notice::Ping,
         ] {
             assert_eq!(Notice::parse(&n.payload()), n);
         }

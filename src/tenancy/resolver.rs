@@ -15,7 +15,9 @@ use super::tenant_db::pool_error;
 use crate::db::DbPool;
 use crate::error::{AppError, AppResult};
 
-const CACHE_TTL: Duration = Duration::from_secs(60);
+/// A backstop only: change notices invalidate, and a listener that may have missed one
+/// flushes everything.
+const CACHE_TTL: Duration = Duration::from_secs(600);
 
 /// Lower-cases a `Host` header and strips its port and any trailing dot. `None` when there is
 /// nothing left that could name a host.

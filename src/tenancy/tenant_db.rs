@@ -173,6 +173,37 @@ impl DerefMut for TenantConn<'_> {
     }
 }
 
+/// An async closure over a connection whose future is `Send`, which `AsyncFnOnce` alone
+/// cannot require yet: the closure is also an `FnOnce` naming its future.
+pub trait ConnWork<C, R>: AsyncFnOnce(C) -> R + FnOnce(C) -> <Self as ConnWork<C, R>>::Fut {
+    type Fut: Future<Output = R>;
+}
+
+impl<F, C, Fut, R> ConnWork<C, R> for F
+where
+    F: AsyncFnOnce(C) -> R + FnOnce(C) -> Fut,
+    Fut: Future<Output = R>,
+{
+    type Fut = Fut;
+}
+
+impl TenantDb {
+    /// Runs one mutation's work in a savepoint of the unit's transaction: kept when it
+    /// succeeds, undone (and the error passed on) when it fails.
+    pub async fn in_savepoint<T, F>(&self, work: F) -> AppResult<T>
+    where
+        for<'c> F: AsyncFnOnce(&'c mut AsyncPgConnection) -> AppResult<T>
+            + ConnWork<&'c mut AsyncPgConnection, AppResult<T>, Fut: Send>
+            + Send,
+        T: Send,
+    {
+        let mut conn = self.conn().await?;
+        conn.begin_savepoint().await?;
+        let outcome = work(&mut conn).await;
+        conn.end_savepoint(outcome).await
+    }
+}
+
 impl TenantConn<'_> {
     /// Starts a savepoint inside the unit's transaction: one mutation's own sub-transaction.
     /// Pair it with [`TenantConn::end_savepoint`].

@@ -378,10 +378,13 @@ impl CatalogMutation {
     ) -> async_graphql::Result<ClientNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::create_client(&mut conn, &input.name, input.billing_email.as_deref()).await;
-        Ok(ClientNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| {
+                catalog::create_client(conn, &input.name, input.billing_email.as_deref()).await
+            })
+            .await?;
+        Ok(ClientNode(value))
     }
 
     async fn update_client(
@@ -398,10 +401,11 @@ impl CatalogMutation {
             billing_email: into_change(input.billing_email),
             archived: input.archived,
         };
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::update_client(&mut conn, id, changes).await;
-        Ok(ClientNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| catalog::update_client(conn, id, changes).await)
+            .await?;
+        Ok(ClientNode(value))
     }
 
     async fn create_project(
@@ -419,10 +423,11 @@ impl CatalogMutation {
             hourly_rate: input.hourly_rate,
             budget_hours: input.budget_hours,
         };
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::create_project(&mut conn, new).await;
-        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| catalog::create_project(conn, new).await)
+            .await?;
+        Ok(ProjectNode(value))
     }
 
     async fn update_project(
@@ -442,10 +447,11 @@ impl CatalogMutation {
             budget_hours: into_change(input.budget_hours),
             archived: None,
         };
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::update_project(&mut conn, id, changes).await;
-        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| catalog::update_project(conn, id, changes).await)
+            .await?;
+        Ok(ProjectNode(value))
     }
 
     /// Archives a project (or brings it back): it leaves default lists and takes no new time.
@@ -466,10 +472,11 @@ impl CatalogMutation {
             budget_hours: None,
             archived: Some(archived),
         };
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::update_project(&mut conn, id, changes).await;
-        Ok(ProjectNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| catalog::update_project(conn, id, changes).await)
+            .await?;
+        Ok(ProjectNode(value))
     }
 
     async fn create_task(
@@ -480,10 +487,13 @@ impl CatalogMutation {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
         let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
-        let mut conn = req.db.conn().await?;
-        conn.begin_savepoint().await?;
-        let outcome = catalog::create_task(&mut conn, project_id, &input.name, input.billable).await;
-        Ok(TaskNode(conn.end_savepoint(outcome).await?))
+        let value = req
+            .db
+            .in_savepoint(async |conn| {
+                catalog::create_task(conn, project_id, &input.name, input.billable).await
+            })
+            .await?;
+        Ok(TaskNode(value))
     }
 
     /// Adds a user to a project, or changes their rate on it.
@@ -496,12 +506,11 @@ impl CatalogMutation {
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
         let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
         let user_id = expect_global_id("input.userId", &input.user_id, "User")?;
-        {
-            let mut conn = req.db.conn().await?;
-            conn.begin_savepoint().await?;
-            let outcome = catalog::put_member(&mut conn, project_id, user_id, input.hourly_rate).await;
-            conn.end_savepoint(outcome).await?;
-        }
+        req.db
+            .in_savepoint(async |conn| {
+                catalog::put_member(conn, project_id, user_id, input.hourly_rate).await
+            })
+            .await?;
         let project = req.projects.load_one(project_id).await.map_err(loader_error)?;
         Ok(ProjectNode(
             project.ok_or(AppError::NotFound { what: "project" })?,

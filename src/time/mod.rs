@@ -1,5 +1,11 @@
-//! Time tracking. So far the catalog that time is tracked against: clients, projects, tasks
-//! and project members with their rate overrides.
+//! Time tracking: the catalog that time is tracked against (clients, projects, tasks,
+//! project members with their rate overrides), time entries and timers, weekly timesheets,
+//! and the reports tools pull billable hours from.
 
 pub mod catalog;
+pub mod csv;
+pub mod entries;
 pub mod graphql;
+pub mod graphql_entries;
+pub mod reports;
+pub mod timesheets;

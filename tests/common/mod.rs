@@ -259,6 +259,20 @@ impl TestApp {
         (serde_json::to_value(&response.data).unwrap(), db.statements())
     }
 
+    /// The `n` a counting statement returns (`SELECT count(*) AS n ...`), read directly.
+    pub async fn count(&self, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.raw_conn().await;
+        let row: Count = diesel_async::RunQueryDsl::get_result(diesel::sql_query(sql), &mut conn)
+            .await
+            .unwrap();
+        row.n
+    }
+
     /// A raw connection to the test database, for setting up and checking what the API cannot.
     pub async fn raw_conn(&self) -> AsyncPgConnection {
         db::connect(&self.db.url).await.unwrap()

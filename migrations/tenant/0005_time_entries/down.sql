@@ -1,0 +1,2 @@
+DROP TABLE time_entries;
+DROP TABLE timesheets;

@@ -1,0 +1,304 @@
+//! `GET /reports/billable-hours.csv`: the billable-hours report as CSV for spreadsheets
+//! and BI tools: the statement the GraphQL report runs, its rows streamed out as
+//! PostgreSQL sends them, behind the same Bearer authentication.
+//!
+//! Query parameters: `from`, `to` (dates, both included), `groupBy` (comma-separated:
+//! CLIENT, PROJECT, TASK, USER, DAY, WEEK, MONTH), optional `userIds`, `clientIds`,
+//! `projectIds`, `taskIds` (comma-separated global ids), `billable` (true/false),
+//! `statuses` (comma-separated), `totals=true` to end with a totals row.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::entries::EntryStatus;
+use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
+use crate::auth::{Actor, Role};
+use crate::db::schema::{clients, projects, tasks, users};
+use crate::error::{AppError, AppResult};
+use crate::graphql::expect_global_id;
+use crate::settings::TenantSettings;
+use crate::tenancy::TenantDb;
+
+/// Bytes gathered before a chunk is sent.
+const CHUNK: usize = 32 * 1024;
+
+/// The report a CSV request asks for, and whether to end with totals.
+pub struct CsvRequest {
+    pub report: ReportRequest,
+    pub totals: bool,
+}
+
+fn date(params: &HashMap<String, String>, name: &str) -> AppResult<NaiveDate> {
+    let raw = params
+        .get(name)
+        .ok_or_else(|| AppError::bad_input(name, format!("{name} is required (YYYY-MM-DD)")))?;
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::bad_input(name, format!("{name} is a date, YYYY-MM-DD")))
+}
+
+fn list<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<impl Iterator<Item = &'a str>> {
+    params
+        .get(name)
+        .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()))
+}
+
+fn id_list(params: &HashMap<String, String>, name: &str, type_name: &str) -> AppResult<Option<Vec<i64>>> {
+    list(params, name)
+        .map(|items| {
+            items
+                .map(|id| expect_global_id(name, &async_graphql::ID(id.to_owned()), type_name))
+                .collect()
+        })
+        .transpose()
+}
+
+impl CsvRequest {
+    pub fn parse(params: &HashMap<String, String>, actor: &Actor) -> AppResult<Self> {
+        let group_by = list(params, "groupBy")
+            .map(|keys| {
+                keys.map(|k| {
+                    GroupBy::parse(k).ok_or_else(|| {
+                        AppError::bad_input(
+                            "groupBy",
+                            format!("{k} is not one of CLIENT, PROJECT, TASK, USER, DAY, WEEK, MONTH"),
+                        )
+                    })
+                })
+                .collect::<AppResult<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let billable = match params.get("billable").map(|s| s.trim()) {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(_) => return Err(AppError::bad_input("billable", "billable is true or false")),
+        };
+        let statuses = list(params, "statuses")
+            .map(|items| {
+                items
+                    .map(|s| match s.to_ascii_uppercase().as_str() {
+                        "DRAFT" => Ok(EntryStatus::Draft),
+                        "SUBMITTED" => Ok(EntryStatus::Submitted),
+                        "APPROVED" => Ok(EntryStatus::Approved),
+                        "INVOICED" => Ok(EntryStatus::Invoiced),
+                        _ => Err(AppError::bad_input("statuses", format!("{s} is not a status"))),
+                    })
+                    .collect::<AppResult<Vec<_>>>()
+            })
+            .transpose()?;
+        let asked_users = id_list(params, "userIds", "User")?;
+        let filter = ReportFilter {
+            user_ids: if actor.role == Role::Member {
+                Some(vec![actor.user_id])
+            } else {
+                asked_users
+            },
+            client_ids: id_list(params, "clientIds", "Client")?,
+            project_ids: id_list(params, "projectIds", "Project")?,
+            task_ids: id_list(params, "taskIds", "Task")?,
+            billable,
+            statuses,
+        };
+        let totals = params.get("totals").is_some_and(|t| t == "true" || t == "1");
+        Ok(Self {
+            report: ReportRequest::new(date(params, "from")?, date(params, "to")?, group_by, filter)?,
+            totals,
+        })
+    }
+}
+
+/// Names for the ids a report shows, for the keys it groups by.
+#[derive(Default)]
+struct Names {
+    clients: HashMap<i64, String>,
+    projects: HashMap<i64, (Option<String>, String)>,
+    tasks: HashMap<i64, String>,
+    users: HashMap<i64, (String, String)>,
+}
+
+async fn names(conn: &mut AsyncPgConnection, keys: &[GroupBy]) -> AppResult<Names> {
+    let mut names = Names::default();
+    if keys.contains(&GroupBy::Client) {
+        names.clients = clients::table
+            .select((clients::id, clients::name))
+            .load::<(i64, String)>(conn)
+            .await?
+            .into_iter()
+            .collect();
+    }
+    if keys.contains(&GroupBy::Project) {
+        names.projects = projects::table
+            .select((projects::id, projects::code, projects::name))
+            .load::<(i64, Option<String>, String)>(conn)
+            .await?
+            .into_iter()
+            .map(|(id, code, name)| (id, (code, name)))
+            .collect();
+    }
+    if keys.contains(&GroupBy::Task) {
+        names.tasks = tasks::table
+            .select((tasks::id, tasks::name))
+            .load::<(i64, String)>(conn)
+            .await?
+            .into_iter()
+            .collect();
+    }
+    if keys.contains(&GroupBy::User) {
+        names.users = users::table
+            .select((users::id, users::name, users::email))
+            .load::<(i64, String, String)>(conn)
+            .await?
+            .into_iter()
+            .map(|(id, name, email)| (id, (name, email)))
+            .collect();
+    }
+    Ok(names)
+}
+
+fn header(keys: &[GroupBy]) -> Vec<&'static str> {
+    let mut columns = Vec::new();
+    for key in keys {
+        match key {
+            GroupBy::Client => columns.push("client"),
+            GroupBy::Project => columns.extend(["project_code", "project"]),
+            GroupBy::Task => columns.push("task"),
+            GroupBy::User => columns.extend(["user", "user_email"]),
+            GroupBy::Day => columns.push("day"),
+            GroupBy::Week => columns.push("week"),
+            GroupBy::Month => columns.push("month"),
+        }
+    }
+    columns.extend([
+        "billable_hours",
+        "non_billable_hours",
+        "billable_minutes",
+        "non_billable_minutes",
+        "amount",
+        "currency",
+        "entries",
+    ]);
+    columns
+}
+
+fn record(keys: &[GroupBy], names: &Names, row: &ReportRow, currency: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let text =
+        |d: Option<NaiveDate>, format: &str| d.map(|d| d.format(format).to_string()).unwrap_or_default();
+    for key in keys {
+        match key {
+            GroupBy::Client => fields.push(
+                row.client_id
+                    .and_then(|id| names.clients.get(&id).cloned())
+                    .unwrap_or_default(),
+            ),
+            GroupBy::Project => {
+                let (code, name) = row
+                    .project_id
+                    .and_then(|id| names.projects.get(&id).cloned())
+                    .unwrap_or_default();
+                fields.push(code.unwrap_or_default());
+                fields.push(name);
+            }
+            GroupBy::Task => fields.push(
+                row.task_id
+                    .and_then(|id| names.tasks.get(&id).cloned())
+                    .unwrap_or_default(),
+            ),
+            GroupBy::User => {
+                let (name, email) = row
+                    .user_id
+                    .and_then(|id| names.users.get(&id).cloned())
+                    .unwrap_or_default();
+                fields.push(name);
+                fields.push(email);
+            }
+            GroupBy::Day => fields.push(text(row.day, "%Y-%m-%d")),
+            GroupBy::Week => fields.push(text(row.week, "%Y-%m-%d")),
+            GroupBy::Month => fields.push(text(row.month, "%Y-%m")),
+        }
+    }
+    if row.is_total
+        && let Some(first) = fields.first_mut()
+    {
+        *first = "TOTAL".to_owned();
+    }
+    fields.extend([
+        reports::hours(row.billable_minutes).to_string(),
+        reports::hours(row.non_billable_minutes).to_string(),
+        row.billable_minutes.to_string(),
+        row.non_billable_minutes.to_string(),
+        row.amount.normalize().to_string(),
+        currency.to_owned(),
+        row.entries.to_string(),
+    ]);
+    fields
+}
+
+/// A CSV writer's buffer taken as a chunk.
+fn take_chunk(writer: &mut csv::Writer<Vec<u8>>) -> std::io::Result<Bytes> {
+    let full = std::mem::replace(writer, csv::Writer::from_writer(Vec::with_capacity(CHUNK * 2)));
+    let bytes = full
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.error().to_string()))?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Streams the report: the rows go out in chunks as PostgreSQL sends them, and the unit
+/// ends (read-only, committed) when the last row is written. An error part-way ends the
+/// body with an error, so the client sees a broken transfer, never a short file.
+pub fn stream(
+    db: Arc<TenantDb>,
+    settings: Arc<TenantSettings>,
+    request: CsvRequest,
+) -> mpsc::Receiver<std::io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let outcome: AppResult<()> = async {
+            let keys = request.report.group_by.clone();
+            let mut writer = csv::Writer::from_writer(Vec::with_capacity(CHUNK * 2));
+            writer.write_record(header(&keys)).map_err(AppError::internal)?;
+            {
+                let mut conn = db.conn().await?;
+                let names = names(&mut conn, &keys).await?;
+                let mut rows = reports::report_query(&settings, &request.report)
+                    .load_stream::<ReportRow>(&mut *conn)
+                    .await?;
+                while let Some(row) = rows.next().await {
+                    let row = row?;
+                    if row.is_total && !request.totals && !keys.is_empty() {
+                        continue;
+                    }
+                    writer
+                        .write_record(record(&keys, &names, &row, &settings.currency))
+                        .map_err(AppError::internal)?;
+                    if writer.get_ref().len() >= CHUNK {
+                        let chunk = take_chunk(&mut writer).map_err(AppError::internal)?;
+                        if tx.send(Ok(chunk)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            let chunk = take_chunk(&mut writer).map_err(AppError::internal)?;
+            db.commit().await?;
+            let _ = tx.send(Ok(chunk)).await;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = outcome {
+            tracing::error!(error = ?e, "billable-hours CSV failed part-way");
+            let _ = tx
+                .send(Err(std::io::Error::other("the report failed part-way")))
+                .await;
+        }
+    });
+    rx
+}

@@ -1,0 +1,807 @@
+//! GraphQL for time entries, timers, timesheets and reports. Members see and change only
+//! their own time; managers and admins everyone's.
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, Lookahead, MaybeUndefined, Object, SimpleObject};
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+
+use super::entries::{self, EntryChanges, EntryFilter, EntryRow, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use super::graphql::{ClientNode, ProjectNode, TaskNode};
+use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
+use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
+use crate::auth::graphql::UserNode;
+use crate::auth::{Actor, Role};
+use crate::error::{AppError, AppResult};
+use crate::graphql::{ContextExt, PageArgs, RequestContext, expect_global_id, global_id};
+use crate::settings::{self, TenantSettings};
+
+const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
+
+fn loader_error(e: Arc<AppError>) -> AppError {
+    AppError::internal(anyhow::anyhow!("loading time entries: {e:?}"))
+}
+
+async fn tenant_settings(req: &RequestContext) -> AppResult<Arc<TenantSettings>> {
+    settings::effective(&req.db, &req.services.settings).await
+}
+
+/// The user an entry is for: the actor, or (for managers and admins) whoever they name.
+fn entry_user(actor: &Actor, user_id: Option<&ID>) -> AppResult<i64> {
+    match user_id {
+        None => Ok(actor.user_id),
+        Some(id) => {
+            let id = expect_global_id("input.userId", id, "User")?;
+            if id != actor.user_id && actor.role == Role::Member {
+                return Err(AppError::Forbidden("members record only their own time"));
+            }
+            Ok(id)
+        }
+    }
+}
+
+/// Which users' time the actor may read: members only their own.
+fn visible_users(actor: &Actor, asked: Option<Vec<i64>>) -> Option<Vec<i64>> {
+    if actor.role == Role::Member {
+        Some(vec![actor.user_id])
+    } else {
+        asked
+    }
+}
+
+fn ids(field: &str, ids: Option<Vec<ID>>, type_name: &str) -> AppResult<Option<Vec<i64>>> {
+    ids.map(|ids| {
+        ids.iter()
+            .map(|id| expect_global_id(field, id, type_name))
+            .collect()
+    })
+    .transpose()
+}
+
+pub struct TimeEntryNode(pub TimeEntry);
+
+#[Object(name = "TimeEntry")]
+impl TimeEntryNode {
+    pub async fn id(&self) -> ID {
+        global_id("TimeEntry", self.0.id)
+    }
+    /// Null when the signed-in user may not see them.
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        Ok(UserNode::visible(ctx, self.0.user_id).await?)
+    }
+    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
+        let project = ctx
+            .request()
+            .projects
+            .load_one(self.0.project_id)
+            .await
+            .map_err(loader_error)?;
+        Ok(ProjectNode(
+            project.ok_or(AppError::NotFound { what: "project" })?,
+        ))
+    }
+    async fn task(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TaskNode>> {
+        let Some(task_id) = self.0.task_id else {
+            return Ok(None);
+        };
+        let task = ctx
+            .request()
+            .tasks
+            .load_one(task_id)
+            .await
+            .map_err(loader_error)?;
+        Ok(task.map(TaskNode))
+    }
+    /// The day worked, in the tenant's time zone.
+    async fn date(&self) -> NaiveDate {
+        self.0.work_date
+    }
+    /// Null for an entry given as a duration.
+    async fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.0.started_at
+    }
+    /// Null for a duration, and while the timer runs.
+    async fn ended_at(&self) -> Option<DateTime<Utc>> {
+        self.0.ended_at
+    }
+    /// A multiple of the tenant's capture interval; null while the timer runs.
+    async fn minutes(&self) -> Option<i32> {
+        self.0.minutes
+    }
+    /// Minutes / 60, to two places.
+    async fn hours(&self) -> Option<Decimal> {
+        self.0.minutes.map(|m| reports::hours(i64::from(m)))
+    }
+    async fn running(&self) -> bool {
+        self.0.running()
+    }
+    async fn notes(&self) -> &str {
+        &self.0.notes
+    }
+    async fn billable(&self) -> bool {
+        self.0.billable
+    }
+    /// Per hour, fixed when the entry was made: the member's rate on the project, else the
+    /// project's. Null when neither had one.
+    async fn rate(&self) -> Option<Decimal> {
+        self.0.hourly_rate.map(|r| r.normalize())
+    }
+    /// Hours x rate, rounded half-up to the currency's minor unit; 0 when not billable;
+    /// null while running or without a rate.
+    async fn amount(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Decimal>> {
+        let settings = tenant_settings(ctx.request()).await?;
+        let minor = settings::currency::minor_units(&settings.currency).unwrap_or(2);
+        Ok(self.0.amount(minor))
+    }
+    async fn status(&self) -> EntryStatus {
+        self.0.status()
+    }
+    /// The reference an import gave it; creating again with it returns this entry.
+    async fn external_ref(&self) -> Option<&str> {
+        self.0.external_ref.as_deref()
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+impl TimeEntryNode {
+    pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        let entry = entries::find(&mut conn, id).await?;
+        Ok(entry
+            .filter(|e| actor.role != Role::Member || e.user_id == actor.user_id)
+            .map(Self))
+    }
+}
+
+pub struct TimesheetNode(pub Timesheet);
+
+#[Object(name = "Timesheet")]
+impl TimesheetNode {
+    pub async fn id(&self) -> ID {
+        global_id("Timesheet", self.0.id)
+    }
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        Ok(UserNode::visible(ctx, self.0.user_id).await?)
+    }
+    /// The first day of the week (the tenant's week starts after its days off).
+    async fn week_start(&self) -> NaiveDate {
+        self.0.week_start
+    }
+    async fn week_end(&self) -> NaiveDate {
+        self.0.week_end()
+    }
+    async fn status(&self) -> TimesheetStatus {
+        self.0.status()
+    }
+    async fn submitted_at(&self) -> DateTime<Utc> {
+        self.0.submitted_at
+    }
+    async fn decided_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        match self.0.decided_by {
+            Some(id) => Ok(UserNode::visible(ctx, id).await?),
+            None => Ok(None),
+        }
+    }
+    async fn decided_at(&self) -> Option<DateTime<Utc>> {
+        self.0.decided_at
+    }
+    async fn rejection_reason(&self) -> Option<&str> {
+        self.0.rejection_reason.as_deref()
+    }
+    /// Minutes its user logged in the week.
+    async fn minutes(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let minutes = ctx
+            .request()
+            .timesheet_minutes
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(minutes.unwrap_or(0))
+    }
+}
+
+impl TimesheetNode {
+    pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        let sheet = timesheets::find(&mut conn, id).await?;
+        Ok(sheet
+            .filter(|s| actor.role != Role::Member || s.user_id == actor.user_id)
+            .map(Self))
+    }
+}
+
+#[derive(InputObject)]
+pub struct CreateTimeEntryInput {
+    /// Whose time; left out: the signed-in user's. Managers and admins may name anyone.
+    user_id: Option<ID>,
+    project_id: ID,
+    task_id: Option<ID>,
+    /// With `minutes`, for an entry given as a duration.
+    date: Option<NaiveDate>,
+    /// With `endedAt`, for a timed entry; whole minutes.
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    /// A multiple of the tenant's capture interval.
+    minutes: Option<i32>,
+    notes: Option<String>,
+    /// Left out: the task's setting, else the project's.
+    billable: Option<bool>,
+    /// An importer's own key: creating again with it returns the existing entry.
+    external_ref: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateTimeEntryInput {
+    project_id: Option<ID>,
+    /// Null removes the task.
+    task_id: MaybeUndefined<ID>,
+    date: Option<NaiveDate>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    minutes: Option<i32>,
+    notes: Option<String>,
+    billable: Option<bool>,
+}
+
+#[derive(InputObject)]
+pub struct StartTimerInput {
+    project_id: ID,
+    task_id: Option<ID>,
+    notes: Option<String>,
+    billable: Option<bool>,
+}
+
+#[derive(InputObject, Default)]
+pub struct TimeEntryFilterInput {
+    /// First day, included.
+    from: Option<NaiveDate>,
+    /// Last day, included.
+    to: Option<NaiveDate>,
+    /// Ignored for members, who see only their own.
+    user_ids: Option<Vec<ID>>,
+    client_ids: Option<Vec<ID>>,
+    project_ids: Option<Vec<ID>>,
+    task_ids: Option<Vec<ID>>,
+    billable: Option<bool>,
+    statuses: Option<Vec<EntryStatus>>,
+    running: Option<bool>,
+}
+
+#[derive(InputObject, Default)]
+pub struct TimesheetFilterInput {
+    /// Ignored for members, who see only their own.
+    user_id: Option<ID>,
+    status: Option<TimesheetStatus>,
+    /// Weeks starting on or after.
+    from: Option<NaiveDate>,
+    /// Weeks starting on or before.
+    to: Option<NaiveDate>,
+}
+
+#[derive(InputObject, Default)]
+pub struct ReportFilterInput {
+    /// Ignored for members, whose reports cover only their own time.
+    user_ids: Option<Vec<ID>>,
+    client_ids: Option<Vec<ID>>,
+    project_ids: Option<Vec<ID>>,
+    task_ids: Option<Vec<ID>>,
+    billable: Option<bool>,
+    statuses: Option<Vec<EntryStatus>>,
+}
+
+impl ReportFilterInput {
+    pub fn into_filter(self, actor: &Actor) -> AppResult<ReportFilter> {
+        Ok(ReportFilter {
+            user_ids: visible_users(actor, ids("filter.userIds", self.user_ids, "User")?),
+            client_ids: ids("filter.clientIds", self.client_ids, "Client")?,
+            project_ids: ids("filter.projectIds", self.project_ids, "Project")?,
+            task_ids: ids("filter.taskIds", self.task_ids, "Task")?,
+            billable: self.billable,
+            statuses: self.statuses,
+        })
+    }
+}
+
+type EntryPage = Connection<OpaqueCursor<(NaiveDate, i64)>, TimeEntryNode, EmptyFields, EmptyFields>;
+type SheetPage = Connection<OpaqueCursor<i64>, TimesheetNode, EmptyFields, EmptyFields>;
+
+/// Feeds a page's projects, clients and tasks (fetched with it in one statement) to the
+/// request's loaders, and loads the users it selects in one more.
+async fn prime_relations(ctx: &Context<'_>, node: Lookahead<'_>, rows: &[EntryRow]) -> AppResult<()> {
+    let req = ctx.request();
+    req.projects
+        .feed_many(rows.iter().map(|(_, p, _, _)| (p.id, p.clone())))
+        .await;
+    req.clients
+        .feed_many(rows.iter().map(|(_, _, c, _)| (c.id, c.clone())))
+        .await;
+    req.tasks
+        .feed_many(
+            rows.iter()
+                .filter_map(|(_, _, _, t)| t.clone())
+                .map(|t| (t.id, t)),
+        )
+        .await;
+    if node.field("user").exists() {
+        let actor = req.actor().await?;
+        let users: Vec<i64> = rows
+            .iter()
+            .map(|(e, ..)| e.user_id)
+            .filter(|u| actor.role != Role::Member || *u == actor.user_id)
+            .collect();
+        req.users.load_many(users).await.map_err(loader_error)?;
+    }
+    Ok(())
+}
+
+/// One row of a billable-hours report.
+pub struct ReportRowNode {
+    row: ReportRow,
+    currency: String,
+}
+
+#[Object(name = "BillableHoursRow")]
+impl ReportRowNode {
+    async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClientNode>> {
+        let Some(id) = self.row.client_id else {
+            return Ok(None);
+        };
+        let client = ctx.request().clients.load_one(id).await.map_err(loader_error)?;
+        Ok(client.map(ClientNode))
+    }
+    async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProjectNode>> {
+        let Some(id) = self.row.project_id else {
+            return Ok(None);
+        };
+        let project = ctx.request().projects.load_one(id).await.map_err(loader_error)?;
+        Ok(project.map(ProjectNode))
+    }
+    /// Null when grouping by task: the entries without a task.
+    async fn task(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TaskNode>> {
+        let Some(id) = self.row.task_id else {
+            return Ok(None);
+        };
+        let task = ctx.request().tasks.load_one(id).await.map_err(loader_error)?;
+        Ok(task.map(TaskNode))
+    }
+    async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        match self.row.user_id {
+            Some(id) => Ok(UserNode::visible(ctx, id).await?),
+            None => Ok(None),
+        }
+    }
+    async fn day(&self) -> Option<NaiveDate> {
+        self.row.day
+    }
+    /// The week's first day.
+    async fn week(&self) -> Option<NaiveDate> {
+        self.row.week
+    }
+    /// The month's first day.
+    async fn month(&self) -> Option<NaiveDate> {
+        self.row.month
+    }
+    async fn billable_minutes(&self) -> i64 {
+        self.row.billable_minutes
+    }
+    async fn non_billable_minutes(&self) -> i64 {
+        self.row.non_billable_minutes
+    }
+    /// To two places; the minutes are exact.
+    async fn billable_hours(&self) -> Decimal {
+        reports::hours(self.row.billable_minutes)
+    }
+    async fn non_billable_hours(&self) -> Decimal {
+        reports::hours(self.row.non_billable_minutes)
+    }
+    /// The sum of the entries' amounts.
+    async fn amount(&self) -> Decimal {
+        self.row.amount.normalize()
+    }
+    async fn currency(&self) -> &str {
+        &self.currency
+    }
+    async fn entries(&self) -> i64 {
+        self.row.entries
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct BillableHoursReport {
+    from: NaiveDate,
+    to: NaiveDate,
+    group_by: Vec<GroupBy>,
+    rows: Vec<ReportRowNode>,
+    /// Over every entry the report covers.
+    totals: ReportRowNode,
+}
+
+/// Billable hours of one user against what they could bill.
+#[derive(SimpleObject)]
+pub struct UtilizationRow {
+    user: Option<UserNode>,
+    billable_hours: Decimal,
+    non_billable_hours: Decimal,
+    /// Working days in the range x BILLABLE_HOURS_IN_WORKING_DAY.
+    available_hours: Decimal,
+    /// Billable over available, 0 to 1 (more with overtime); null when nothing is available.
+    utilization: Option<Decimal>,
+}
+
+#[derive(SimpleObject)]
+pub struct UtilizationReport {
+    from: NaiveDate,
+    to: NaiveDate,
+    /// Days of the tenant's work week in the range.
+    working_days: i64,
+    rows: Vec<UtilizationRow>,
+}
+
+#[derive(Default)]
+pub struct TimeQuery;
+
+#[Object]
+impl TimeQuery {
+    /// Time entries by date, then id (oldest first). Members see only their own.
+    async fn time_entries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        filter: Option<TimeEntryFilterInput>,
+    ) -> async_graphql::Result<EntryPage> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let page = PageArgs::parse(first, None)?;
+        let after = after
+            .map(|c| {
+                OpaqueCursor::<(NaiveDate, i64)>::decode_cursor(&c)
+                    .map(|c| c.0)
+                    .map_err(|_| AppError::bad_input("after", "not a valid cursor"))
+            })
+            .transpose()?;
+        let f = filter.unwrap_or_default();
+        let filter = EntryFilter {
+            from: f.from,
+            to: f.to,
+            user_ids: visible_users(actor, ids("filter.userIds", f.user_ids, "User")?),
+            client_ids: ids("filter.clientIds", f.client_ids, "Client")?,
+            project_ids: ids("filter.projectIds", f.project_ids, "Project")?,
+            task_ids: ids("filter.taskIds", f.task_ids, "Task")?,
+            billable: f.billable,
+            statuses: f.statuses,
+            running: f.running,
+        };
+        let mut rows = {
+            let mut conn = req.db.conn().await?;
+            entries::page(&mut conn, &filter, after, page.limit()).await?
+        };
+        prime_relations(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
+        let has_next = rows.len() > page.first;
+        rows.truncate(page.first);
+        let mut connection = Connection::new(after.is_some(), has_next);
+        connection.edges.extend(
+            rows.into_iter()
+                .map(|(e, ..)| Edge::new(OpaqueCursor((e.work_date, e.id)), TimeEntryNode(e))),
+        );
+        Ok(connection)
+    }
+
+    async fn time_entry(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TimeEntryNode>> {
+        let id = expect_global_id("id", &id, "TimeEntry")?;
+        Ok(TimeEntryNode::visible(ctx, id).await?)
+    }
+
+    /// The signed-in user's running timer, if any.
+    async fn running_timer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TimeEntryNode>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        Ok(entries::running_timer(&mut conn, actor.user_id)
+            .await?
+            .map(TimeEntryNode))
+    }
+
+    /// Timesheets by id. Members see only their own.
+    async fn timesheets(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 50)] first: i32,
+        after: Option<String>,
+        filter: Option<TimesheetFilterInput>,
+    ) -> async_graphql::Result<SheetPage> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let page = PageArgs::parse(first, after)?;
+        let f = filter.unwrap_or_default();
+        let asked = f
+            .user_id
+            .map(|id| expect_global_id("filter.userId", &id, "User"))
+            .transpose()?;
+        let filter = TimesheetFilter {
+            user_id: if actor.role == Role::Member {
+                Some(actor.user_id)
+            } else {
+                asked
+            },
+            status: f.status,
+            from: f.from,
+            to: f.to,
+        };
+        let rows = {
+            let mut conn = req.db.conn().await?;
+            timesheets::page(&mut conn, &filter, page.after, page.limit()).await?
+        };
+        Ok(page.connection(rows, |s| s.id, TimesheetNode))
+    }
+
+    async fn timesheet(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TimesheetNode>> {
+        let id = expect_global_id("id", &id, "Timesheet")?;
+        Ok(TimesheetNode::visible(ctx, id).await?)
+    }
+
+    /// Billable and non-billable time and amounts from `from` to `to` (both included, the
+    /// tenant's dates), grouped by the keys in order, with totals. Members get their own.
+    async fn billable_hours(
+        &self,
+        ctx: &Context<'_>,
+        from: NaiveDate,
+        to: NaiveDate,
+        #[graphql(default)] group_by: Vec<GroupBy>,
+        filter: Option<ReportFilterInput>,
+    ) -> async_graphql::Result<BillableHoursReport> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let filter = filter.unwrap_or_default().into_filter(actor)?;
+        let request = ReportRequest::new(from, to, group_by, filter)?;
+        let settings = tenant_settings(req).await?;
+        let mut rows = {
+            let mut conn = req.db.conn().await?;
+            reports::billable_hours(&mut conn, &settings, &request).await?
+        };
+        let totals = match rows.pop() {
+            Some(row) if row.is_total => row,
+            _ => return Err(AppError::internal(anyhow::anyhow!("report without totals")).into()),
+        };
+        let node = |row| ReportRowNode {
+            row,
+            currency: settings.currency.clone(),
+        };
+        Ok(BillableHoursReport {
+            from,
+            to,
+            group_by: request.group_by.clone(),
+            rows: rows.into_iter().map(node).collect(),
+            totals: node(totals),
+        })
+    }
+
+    /// Per user: billable hours over the working days in the range x
+    /// BILLABLE_HOURS_IN_WORKING_DAY. Members get their own.
+    async fn utilization(
+        &self,
+        ctx: &Context<'_>,
+        from: NaiveDate,
+        to: NaiveDate,
+        user_ids: Option<Vec<ID>>,
+    ) -> async_graphql::Result<UtilizationReport> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        ReportRequest::new(from, to, Vec::new(), ReportFilter::default())?;
+        let users = visible_users(actor, ids("userIds", user_ids, "User")?);
+        let settings = tenant_settings(req).await?;
+        let working_days = reports::working_days(&settings.work_week, from, to);
+        let available = Decimal::from(working_days) * settings.billable_hours_in_working_day;
+        let rows = {
+            let mut conn = req.db.conn().await?;
+            reports::minutes_per_user(&mut conn, from, to, users).await?
+        };
+        req.users
+            .load_many(rows.iter().map(|r| r.user_id))
+            .await
+            .map_err(loader_error)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let billable = Decimal::from(row.billable_minutes) / Decimal::from(60);
+            out.push(UtilizationRow {
+                user: UserNode::visible(ctx, row.user_id).await?,
+                billable_hours: billable.round_dp(2).normalize(),
+                non_billable_hours: reports::hours(row.non_billable_minutes),
+                available_hours: available.normalize(),
+                utilization: (!available.is_zero()).then(|| (billable / available).round_dp(4).normalize()),
+            });
+        }
+        Ok(UtilizationReport {
+            from,
+            to,
+            working_days,
+            rows: out,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct TimeMutation;
+
+#[Object]
+impl TimeMutation {
+    /// Logs time: a date and minutes, or a start and an end.
+    async fn create_time_entry(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateTimeEntryInput,
+    ) -> async_graphql::Result<TimeEntryNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let settings = tenant_settings(req).await?;
+        let new = NewEntry {
+            user_id: entry_user(actor, input.user_id.as_ref())?,
+            project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
+            task_id: input
+                .task_id
+                .map(|id| expect_global_id("input.taskId", &id, "Task"))
+                .transpose()?,
+            date: input.date,
+            started_at: input.started_at,
+            ended_at: input.ended_at,
+            minutes: input.minutes,
+            notes: input.notes,
+            billable: input.billable,
+            external_ref: input.external_ref,
+        };
+        let entry = req
+            .db
+            .in_savepoint(async |conn| entries::create(conn, &settings, new).await)
+            .await?;
+        Ok(TimeEntryNode(entry))
+    }
+
+    /// Changes a draft entry (members: their own).
+    async fn update_time_entry(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateTimeEntryInput,
+    ) -> async_graphql::Result<TimeEntryNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let id = expect_global_id("id", &id, "TimeEntry")?;
+        let settings = tenant_settings(req).await?;
+        let changes = EntryChanges {
+            project_id: input
+                .project_id
+                .map(|id| expect_global_id("input.projectId", &id, "Project"))
+                .transpose()?,
+            task_id: match input.task_id {
+                MaybeUndefined::Undefined => None,
+                MaybeUndefined::Null => Some(None),
+                MaybeUndefined::Value(id) => Some(Some(expect_global_id("input.taskId", &id, "Task")?)),
+            },
+            date: input.date,
+            started_at: input.started_at,
+            ended_at: input.ended_at,
+            minutes: input.minutes,
+            notes: input.notes,
+            billable: input.billable,
+        };
+        let entry = req
+            .db
+            .in_savepoint(async |conn| {
+                let entry = entries::load_for_change(conn, actor, id).await?;
+                entries::update(conn, &settings, entry, changes).await
+            })
+            .await?;
+        Ok(TimeEntryNode(entry))
+    }
+
+    /// Deletes a draft entry (members: their own); returns its id.
+    async fn delete_time_entry(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let row_id = expect_global_id("id", &id, "TimeEntry")?;
+        req.db
+            .in_savepoint(async |conn| {
+                let entry = entries::load_for_change(conn, actor, row_id).await?;
+                entries::delete(conn, &entry).await
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Starts the signed-in user's timer; refused while one runs.
+    async fn start_timer(
+        &self,
+        ctx: &Context<'_>,
+        input: StartTimerInput,
+    ) -> async_graphql::Result<TimeEntryNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let settings = tenant_settings(req).await?;
+        let timer = NewTimer {
+            user_id: actor.user_id,
+            project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
+            task_id: input
+                .task_id
+                .map(|id| expect_global_id("input.taskId", &id, "Task"))
+                .transpose()?,
+            notes: input.notes,
+            billable: input.billable,
+        };
+        let value = req
+            .db
+            .in_savepoint(async |conn| entries::start_timer(conn, &settings, timer, Utc::now()).await)
+            .await?;
+        Ok(TimeEntryNode(value))
+    }
+
+    /// Stops the signed-in user's timer, its length rounded up to the capture interval.
+    async fn stop_timer(&self, ctx: &Context<'_>) -> async_graphql::Result<TimeEntryNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let settings = tenant_settings(req).await?;
+        let value = req
+            .db
+            .in_savepoint(async |conn| entries::stop_timer(conn, &settings, actor.user_id, Utc::now()).await)
+            .await?;
+        Ok(TimeEntryNode(value))
+    }
+
+    /// Submits the signed-in user's week for approval; its entries lock until a decision.
+    async fn submit_timesheet(
+        &self,
+        ctx: &Context<'_>,
+        week_start: NaiveDate,
+    ) -> async_graphql::Result<TimesheetNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let settings = tenant_settings(req).await?;
+        let value = req
+            .db
+            .in_savepoint(async |conn| timesheets::submit(conn, &settings, actor.user_id, week_start).await)
+            .await?;
+        Ok(TimesheetNode(value))
+    }
+
+    /// Approves a submitted timesheet (managers and admins; a manager not their own): its
+    /// entries are locked.
+    async fn approve_timesheet(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TimesheetNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        actor.require(MANAGERS, "only managers and admins decide timesheets")?;
+        let id = expect_global_id("id", &id, "Timesheet")?;
+        let value = req
+            .db
+            .in_savepoint(async |conn| timesheets::approve(conn, actor, id).await)
+            .await?;
+        Ok(TimesheetNode(value))
+    }
+
+    /// Rejects a submitted timesheet with a reason: its entries return to drafts.
+    async fn reject_timesheet(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        reason: String,
+    ) -> async_graphql::Result<TimesheetNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        actor.require(MANAGERS, "only managers and admins decide timesheets")?;
+        let id = expect_global_id("id", &id, "Timesheet")?;
+        let value = req
+            .db
+            .in_savepoint(async |conn| timesheets::reject(conn, actor, id, &reason).await)
+            .await?;
+        Ok(TimesheetNode(value))
+    }
+}

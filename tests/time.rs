@@ -1,0 +1,1026 @@
+//! Time entries, timers, timesheets and reports through the API, against PostgreSQL.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{TestApp, TestTenant};
+use diesel::QueryableByName;
+use diesel_async::RunQueryDsl;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use std::str::FromStr;
+use tower::ServiceExt;
+
+const CREATE_ENTRY: &str = "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { \
+    id date minutes rate amount billable status startedAt endedAt } }";
+const UPDATE_ENTRY: &str = "mutation($id: ID!, $i: UpdateTimeEntryInput!) { updateTimeEntry(id: $id, input: $i) { \
+    id minutes notes } }";
+const DELETE_ENTRY: &str = "mutation($id: ID!) { deleteTimeEntry(id: $id) }";
+const START_TIMER: &str =
+    "mutation($i: StartTimerInput!) { startTimer(input: $i) { id running startedAt date } }";
+const STOP_TIMER: &str = "mutation { stopTimer { id running minutes startedAt endedAt } }";
+
+async fn exec(app: &TestApp, sql: &str) {
+    use diesel_async::SimpleAsyncConnection;
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(sql).await.unwrap();
+}
+
+/// A snapshot of a tenant's entries, to show a refused mutation changed nothing.
+async fn entries_state(app: &TestApp, schema: &str) -> Vec<String> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        row: String,
+    }
+    let mut conn = app.raw_conn().await;
+    diesel::sql_query(format!(
+        "SELECT e::text AS row FROM {schema}.time_entries e ORDER BY id"
+    ))
+    .load::<Row>(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.row)
+    .collect()
+}
+
+async fn my_id(app: &TestApp, t: &TestTenant, token: &str) -> Value {
+    app.gql(&t.host, Some(token), "{ me { id } }", json!({})).await["me"]["id"].clone()
+}
+
+/// A client "Globex" with project "Website" (rate 100.00) and its task "Build".
+struct Catalog {
+    client: Value,
+    project: Value,
+    task: Value,
+}
+
+async fn catalog(app: &TestApp, t: &TestTenant, admin: &str, rate: &str) -> Catalog {
+    let client = app
+        .gql(
+            &t.host,
+            Some(admin),
+            "mutation { createClient(input: {name: \"Globex\"}) { id } }",
+            json!({}),
+        )
+        .await["createClient"]["id"]
+        .clone();
+    let project = app
+        .gql(
+            &t.host,
+            Some(admin),
+            "mutation($i: CreateProjectInput!) { createProject(input: $i) { id } }",
+            json!({ "i": { "clientId": client, "name": "Website", "code": "WEB", "hourlyRate": rate } }),
+        )
+        .await["createProject"]["id"]
+        .clone();
+    let task = app
+        .gql(
+            &t.host,
+            Some(admin),
+            "mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }",
+            json!({ "i": { "projectId": project, "name": "Build" } }),
+        )
+        .await["createTask"]["id"]
+        .clone();
+    Catalog {
+        client,
+        project,
+        task,
+    }
+}
+
+async fn set_settings(app: &TestApp, t: &TestTenant, admin: &str, input: Value) {
+    app.gql(
+        &t.host,
+        Some(admin),
+        "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { timeZone } }",
+        json!({ "i": input }),
+    )
+    .await;
+}
+
+fn field(error: &Value) -> Option<&str> {
+    error["extensions"]["field"].as_str()
+}
+
+#[tokio::test]
+async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
+    let c = catalog(&app, &t, &admin, "100.00").await;
+    let member_id = my_id(&app, &t, &member).await;
+    // The member's own rate on the project overrides the project's.
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($i: AddProjectMemberInput!) { addProjectMember(input: $i) { id } }",
+        json!({ "i": { "projectId": c.project, "userId": member_id, "hourlyRate": "120" } }),
+    )
+    .await;
+
+    let first = app
+        .gql(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "taskId": c.task, "date": "2026-11-23", "minutes": 90 } }),
+        )
+        .await["createTimeEntry"]
+        .clone();
+    assert_eq!(first["minutes"], 90);
+    assert_eq!(first["rate"], "120");
+    assert_eq!(first["amount"], "180");
+    assert_eq!(first["billable"], true);
+    assert_eq!(first["status"], "DRAFT");
+
+    // The rate is fixed on the entry: a later project rate leaves it alone.
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($id: ID!) { updateProject(id: $id, input: {hourlyRate: \"999\"}) { id } }",
+        json!({ "id": c.project }),
+    )
+    .await;
+
+    let timed = app
+        .gql(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2026-11-24T09:00:00Z",
+                            "endedAt": "2026-11-24T10:00:00Z" } }),
+        )
+        .await["createTimeEntry"]
+        .clone();
+    assert_eq!(timed["minutes"], 60);
+    assert_eq!(timed["date"], "2026-11-24");
+    let before = entries_state(&app, "acme").await;
+    assert_eq!(before.len(), 2);
+
+    // An off-grid duration (the interval is 15 minutes).
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "date": "2026-11-23", "minutes": 50 } }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), field(&error)),
+        ("BAD_USER_INPUT", Some("input.minutes"))
+    );
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2026-11-25T09:00:00Z",
+                            "endedAt": "2026-11-25T09:20:00Z" } }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), field(&error)),
+        ("BAD_USER_INPUT", Some("input.endedAt"))
+    );
+
+    // An overlap with the member's own timed entry.
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2026-11-24T09:30:00Z",
+                            "endedAt": "2026-11-24T10:30:00Z" } }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), field(&error)),
+        ("CONFLICT", Some("input.startedAt"))
+    );
+    // Moving an entry onto another is an overlap as well.
+    let other = app
+        .gql(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2026-11-24T11:00:00Z",
+                            "endedAt": "2026-11-24T11:30:00Z" } }),
+        )
+        .await["createTimeEntry"]["id"]
+        .clone();
+    let with_other = entries_state(&app, "acme").await;
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            UPDATE_ENTRY,
+            json!({ "id": other, "i": { "startedAt": "2026-11-24T09:45:00Z" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(entries_state(&app, "acme").await, with_other);
+    app.gql(&t.host, Some(&member), DELETE_ENTRY, json!({ "id": other }))
+        .await;
+    assert_eq!(entries_state(&app, "acme").await, before);
+
+    // Someone else's time at the same hour is fine (the rule is per user).
+    let admins = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2026-11-24T09:30:00Z",
+                            "endedAt": "2026-11-24T10:30:00Z", "notes": "admin's" } }),
+        )
+        .await["createTimeEntry"]
+        .clone();
+    assert_eq!(
+        admins["rate"], "999",
+        "the admin has no override: the project's rate now"
+    );
+    let before = entries_state(&app, "acme").await;
+
+    // A second timer.
+    app.gql(
+        &t.host,
+        Some(&member),
+        START_TIMER,
+        json!({ "i": { "projectId": c.project } }),
+    )
+    .await;
+    let with_timer = entries_state(&app, "acme").await;
+    assert_eq!(with_timer.len(), before.len() + 1);
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            START_TIMER,
+            json!({ "i": { "projectId": c.project } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(entries_state(&app, "acme").await, with_timer);
+    let stopped = app.gql(&t.host, Some(&member), STOP_TIMER, json!({})).await;
+    // Its date is today's, whenever the test runs: out of the way of the week below.
+    app.gql(
+        &t.host,
+        Some(&member),
+        DELETE_ENTRY,
+        json!({ "id": stopped["stopTimer"]["id"] }),
+    )
+    .await;
+    let before = entries_state(&app, "acme").await;
+
+    // A member editing (or deleting, or logging) someone else's time.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            UPDATE_ENTRY,
+            json!({ "id": admins["id"], "i": { "notes": "mine now" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            DELETE_ENTRY,
+            json!({ "id": admins["id"] }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let admin_id = my_id(&app, &t, &admin).await;
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "userId": admin_id, "projectId": c.project, "date": "2026-11-23", "minutes": 15 } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    assert_eq!(entries_state(&app, "acme").await, before);
+    // Nor does the member see it.
+    let node = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": admins["id"] }),
+        )
+        .await;
+    assert!(node["node"].is_null());
+    let seen = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "{ timeEntries(first: 100) { edges { node { notes user { email } } } } }",
+            json!({}),
+        )
+        .await;
+    let seen = seen["timeEntries"]["edges"].as_array().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert!(
+        seen.iter()
+            .all(|e| e["node"]["user"]["email"] == "dev@acme.example")
+    );
+
+    // An edit of an approved entry.
+    let sheet = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "mutation { submitTimesheet(weekStart: \"2026-11-23\") { id status minutes } }",
+            json!({}),
+        )
+        .await["submitTimesheet"]
+        .clone();
+    assert_eq!(sheet["status"], "SUBMITTED");
+    let approved = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "mutation($id: ID!) { approveTimesheet(id: $id) { status decidedBy { email } } }",
+            json!({ "id": sheet["id"] }),
+        )
+        .await;
+    assert_eq!(approved["approveTimesheet"]["status"], "APPROVED");
+    let before = entries_state(&app, "acme").await;
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            UPDATE_ENTRY,
+            json!({ "id": first["id"], "i": { "minutes": 30 } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert!(error["message"].as_str().unwrap().contains("approved"));
+    let (code, _) = app
+        .gql_error(&t.host, Some(&admin), DELETE_ENTRY, json!({ "id": first["id"] }))
+        .await;
+    assert_eq!(code, "CONFLICT", "approved is locked for admins too");
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "date": "2026-11-26", "minutes": 15 } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT", "nothing new in an approved week");
+    assert_eq!(entries_state(&app, "acme").await, before);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM acme.time_entries WHERE status = 'APPROVED'")
+            .await,
+        2
+    );
+    let _ = c.client;
+}
+
+#[tokio::test]
+async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
+    let c = catalog(&app, &t, &admin, "100").await;
+    let entry = app
+        .gql(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "date": "2026-11-25", "minutes": 120 } }),
+        )
+        .await["createTimeEntry"]["id"]
+        .clone();
+
+    // Weeks start on Monday for a Monday-to-Friday week.
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            "mutation { submitTimesheet(weekStart: \"2026-11-24\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), field(&error)),
+        ("BAD_USER_INPUT", Some("weekStart"))
+    );
+    let sheet = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "mutation { submitTimesheet(weekStart: \"2026-11-23\") { id minutes weekEnd } }",
+            json!({}),
+        )
+        .await["submitTimesheet"]
+        .clone();
+    assert_eq!(sheet["minutes"], 120);
+    assert_eq!(sheet["weekEnd"], "2026-11-29");
+    // Submitted: locked until decided.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            UPDATE_ENTRY,
+            json!({ "id": entry, "i": { "notes": "more" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    // Members do not decide; a reason is required.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            "mutation($id: ID!) { approveTimesheet(id: $id) { id } }",
+            json!({ "id": sheet["id"] }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&manager),
+            "mutation($id: ID!) { rejectTimesheet(id: $id, reason: \"  \") { id } }",
+            json!({ "id": sheet["id"] }),
+        )
+        .await;
+    assert_eq!((code.as_str(), field(&error)), ("BAD_USER_INPUT", Some("reason")));
+    let rejected = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "mutation($id: ID!) { rejectTimesheet(id: $id, reason: \"Wednesday is missing\") { status rejectionReason } }",
+            json!({ "id": sheet["id"] }),
+        )
+        .await;
+    assert_eq!(rejected["rejectTimesheet"]["status"], "REJECTED");
+    assert_eq!(
+        rejected["rejectTimesheet"]["rejectionReason"],
+        "Wednesday is missing"
+    );
+    // Back to a draft: editable, then submitted again and approved.
+    let updated = app
+        .gql(
+            &t.host,
+            Some(&member),
+            UPDATE_ENTRY,
+            json!({ "id": entry, "i": { "minutes": 180, "notes": "fixed" } }),
+        )
+        .await;
+    assert_eq!(updated["updateTimeEntry"]["minutes"], 180);
+    app.gql(
+        &t.host,
+        Some(&member),
+        "mutation { submitTimesheet(weekStart: \"2026-11-23\") { id } }",
+        json!({}),
+    )
+    .await;
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&member),
+            "mutation { submitTimesheet(weekStart: \"2026-11-23\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT", "submitted twice");
+
+    // A manager's own week goes to someone else.
+    app.gql(
+        &t.host,
+        Some(&manager),
+        CREATE_ENTRY,
+        json!({ "i": { "projectId": c.project, "date": "2026-11-25", "minutes": 60 } }),
+    )
+    .await;
+    let own = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "mutation { submitTimesheet(weekStart: \"2026-11-23\") { id } }",
+            json!({}),
+        )
+        .await["submitTimesheet"]["id"]
+        .clone();
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&manager),
+            "mutation($id: ID!) { approveTimesheet(id: $id) { id } }",
+            json!({ "id": own }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    let waiting = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "{ timesheets(filter: {status: SUBMITTED}) { edges { node { id user { email } minutes } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(waiting["timesheets"]["edges"].as_array().unwrap().len(), 2);
+    app.gql(
+        &t.host,
+        Some(&manager),
+        "mutation($id: ID!) { approveTimesheet(id: $id) { id } }",
+        json!({ "id": sheet["id"] }),
+    )
+    .await;
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($id: ID!) { approveTimesheet(id: $id) { id } }",
+        json!({ "id": own }),
+    )
+    .await;
+    let statuses = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ timeEntries { edges { node { status minutes } } } }",
+            json!({}),
+        )
+        .await;
+    let statuses: Vec<Value> = statuses["timeEntries"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, vec![json!("APPROVED"), json!("APPROVED")]);
+    // Members see only their own timesheets.
+    let mine = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "{ timesheets { edges { node { user { email } status } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(mine["timesheets"]["edges"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stopped_timer_rounds_up_and_the_next_starts_where_it_ended() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let c = catalog(&app, &t, &admin, "80").await;
+    let running = app
+        .gql(&t.host, Some(&admin), "{ runningTimer { id } }", json!({}))
+        .await;
+    assert!(running["runningTimer"].is_null());
+    let timer = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            START_TIMER,
+            json!({ "i": { "projectId": c.project, "taskId": c.task, "notes": "pairing" } }),
+        )
+        .await["startTimer"]
+        .clone();
+    assert_eq!(timer["running"], true);
+    // Nothing can be logged after a running timer's start.
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "startedAt": "2099-01-05T09:00:00Z",
+                            "endedAt": "2099-01-05T10:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    // Seven minutes ago: it counts one whole interval.
+    exec(
+        &app,
+        "UPDATE acme.time_entries SET started_at = date_trunc('minute', now()) - interval '7 minutes'",
+    )
+    .await;
+    let running = app
+        .gql(&t.host, Some(&admin), "{ runningTimer { id notes } }", json!({}))
+        .await;
+    assert_eq!(running["runningTimer"]["notes"], "pairing");
+    let stopped = app.gql(&t.host, Some(&admin), STOP_TIMER, json!({})).await["stopTimer"].clone();
+    assert_eq!(stopped["running"], false);
+    assert_eq!(stopped["minutes"], 15);
+    let start = chrono::DateTime::parse_from_rfc3339(stopped["startedAt"].as_str().unwrap()).unwrap();
+    let end = chrono::DateTime::parse_from_rfc3339(stopped["endedAt"].as_str().unwrap()).unwrap();
+    assert_eq!((end - start).num_minutes(), 15);
+    // The rounded-up end lies ahead of now; the next timer starts there, not on top of it.
+    let next = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            START_TIMER,
+            json!({ "i": { "projectId": c.project } }),
+        )
+        .await["startTimer"]
+        .clone();
+    assert_eq!(next["startedAt"], stopped["endedAt"]);
+    app.gql(&t.host, Some(&admin), STOP_TIMER, json!({})).await;
+    let (code, _) = app.gql_error(&t.host, Some(&admin), STOP_TIMER, json!({})).await;
+    assert_eq!(code, "NOT_FOUND", "no timer left to stop");
+}
+
+#[tokio::test]
+async fn imports_are_idempotent_by_external_reference() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let c = catalog(&app, &t, &admin, "80").await;
+    let input = json!({ "i": { "projectId": c.project, "date": "2026-11-02", "minutes": 45,
+                                "externalRef": "sheet-1:row-7" } });
+    let first = app.gql(&t.host, Some(&admin), CREATE_ENTRY, input.clone()).await;
+    let again = app.gql(&t.host, Some(&admin), CREATE_ENTRY, input).await;
+    assert_eq!(first["createTimeEntry"]["id"], again["createTimeEntry"]["id"]);
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.time_entries").await, 1);
+}
+
+/// Minutes and amount of every entry a query returns, summed.
+fn sum_entries(entries: &[Value]) -> (i64, i64, Decimal) {
+    let mut billable = 0;
+    let mut non_billable = 0;
+    let mut amount = Decimal::ZERO;
+    for e in entries {
+        let minutes = e["node"]["minutes"].as_i64().unwrap();
+        if e["node"]["billable"].as_bool().unwrap() {
+            billable += minutes;
+        } else {
+            non_billable += minutes;
+        }
+        amount += Decimal::from_str(e["node"]["amount"].as_str().unwrap()).unwrap();
+    }
+    (billable, non_billable, amount)
+}
+
+fn decimal(v: &Value) -> Decimal {
+    Decimal::from_str(v.as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn report_totals_equal_their_entries_across_dst_and_a_month_in_auckland() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("kiwi").await;
+    let admin = app.login_admin(&t).await;
+    set_settings(
+        &app,
+        &t,
+        &admin,
+        json!({ "timeZone": "Pacific/Auckland", "timecaptureIntervalMinutes": 1, "currency": "NZD" }),
+    )
+    .await;
+    let c = catalog(&app, &t, &admin, "333.33").await;
+    let entries = [
+        // 01:00 NZST to 04:00 NZDT on 27 September, the night clocks go forward: 2 hours.
+        ("2026-09-26T13:00:00Z", "2026-09-26T15:00:00Z", true),
+        // 22:00 to 23:07 NZDT on 30 September.
+        ("2026-09-30T09:00:00Z", "2026-09-30T10:07:00Z", true),
+        // 00:30 NZDT on 1 October: still 30 September in UTC.
+        ("2026-09-30T11:30:00Z", "2026-09-30T12:37:00Z", true),
+        ("2026-10-01T20:00:00Z", "2026-10-01T20:07:00Z", false),
+        // 02:30 NZDT, 5 April 2026, before the clocks go back at 03:00: out of range.
+        ("2026-04-04T13:30:00Z", "2026-04-04T14:00:00Z", true),
+    ];
+    let mut dates = Vec::new();
+    for (start, end, billable) in entries {
+        let created = app
+            .gql(
+                &t.host,
+                Some(&admin),
+                CREATE_ENTRY,
+                json!({ "i": { "projectId": c.project, "startedAt": start, "endedAt": end, "billable": billable } }),
+            )
+            .await;
+        dates.push(created["createTimeEntry"]["date"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        dates,
+        [
+            "2026-09-27",
+            "2026-09-30",
+            "2026-10-01",
+            "2026-10-02",
+            "2026-04-05"
+        ]
+    );
+    // A duration on the last day of September too.
+    app.gql(
+        &t.host,
+        Some(&admin),
+        CREATE_ENTRY,
+        json!({ "i": { "projectId": c.project, "date": "2026-09-30", "minutes": 7 } }),
+    )
+    .await;
+
+    let listed = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ timeEntries(first: 100, filter: {from: \"2026-09-01\", to: \"2026-10-31\"}) { edges { node { date minutes billable amount } } } }",
+            json!({}),
+        )
+        .await;
+    let listed = listed["timeEntries"]["edges"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 5);
+    let (billable, non_billable, amount) = sum_entries(&listed);
+    assert_eq!((billable, non_billable), (120 + 67 + 67 + 7, 7));
+    // Each entry rounded to the cent, then summed: 666.66 + 372.22 (372.2185) + 372.22 +
+    // 38.89 (38.8885).
+    assert_eq!(amount, Decimal::from_str("1449.99").unwrap());
+
+    let report = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ billableHours(from: \"2026-09-01\", to: \"2026-10-31\", groupBy: [MONTH, DAY]) { \
+               rows { month day billableMinutes nonBillableMinutes amount currency entries } \
+               totals { billableMinutes nonBillableMinutes amount billableHours entries } } }",
+            json!({}),
+        )
+        .await;
+    let rows = report["billableHours"]["rows"].as_array().unwrap();
+    let days: Vec<(&str, &str, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["month"].as_str().unwrap(),
+                r["day"].as_str().unwrap(),
+                r["billableMinutes"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [
+            ("2026-09-01", "2026-09-27", 120),
+            ("2026-09-01", "2026-09-30", 74),
+            ("2026-10-01", "2026-10-01", 67),
+            ("2026-10-01", "2026-10-02", 0),
+        ]
+    );
+    let totals = &report["billableHours"]["totals"];
+    assert_eq!(totals["billableMinutes"], billable);
+    assert_eq!(totals["nonBillableMinutes"], non_billable);
+    assert_eq!(decimal(&totals["amount"]), amount);
+    assert_eq!(totals["entries"], 5);
+    let row_sum: Decimal = rows.iter().map(|r| decimal(&r["amount"])).sum();
+    assert_eq!(row_sum, amount);
+    assert_eq!(rows[0]["currency"], "NZD");
+
+    // By client and month: the same totals.
+    let by_month = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ billableHours(from: \"2026-09-01\", to: \"2026-10-31\", groupBy: [CLIENT, MONTH]) { \
+               rows { client { name } month billableMinutes amount } totals { billableMinutes amount } } }",
+            json!({}),
+        )
+        .await;
+    let rows = by_month["billableHours"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["client"]["name"], "Globex");
+    assert_eq!(rows[0]["billableMinutes"], 120 + 67 + 7);
+    assert_eq!(rows[1]["billableMinutes"], 67);
+    assert_eq!(decimal(&by_month["billableHours"]["totals"]["amount"]), amount);
+
+    // The CSV holds the same rows.
+    let (status, csv) = get_csv(
+        &app,
+        &t.host,
+        Some(&admin),
+        "from=2026-09-01&to=2026-10-31&groupBy=CLIENT,MONTH&totals=true",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "client,month,billable_hours,non_billable_hours,billable_minutes,non_billable_minutes,amount,currency,entries"
+    );
+    assert_eq!(lines[1], "Globex,2026-09,3.23,0,194,0,1077.77,NZD,3");
+    assert_eq!(lines[2], "Globex,2026-10,1.12,0.12,67,7,372.22,NZD,2");
+    assert_eq!(lines[3], "TOTAL,,4.35,0.12,261,7,1449.99,NZD,5");
+    assert_eq!(lines.len(), 4);
+    let _ = c.client;
+}
+
+async fn get_csv(app: &TestApp, host: &str, token: Option<&str>, query: &str) -> (StatusCode, String) {
+    let mut request = Request::get(format!("/reports/billable-hours.csv?{query}")).header("host", host);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = app
+        .router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test]
+async fn two_tenants_with_the_same_ids_see_only_their_own_time() {
+    let app = TestApp::new().await;
+    let a = app.create_tenant("tenant_a").await;
+    let b = app.create_tenant("tenant_b").await;
+    let mut tokens = Vec::new();
+    let mut entry_ids = Vec::new();
+    for (t, notes, minutes) in [(&a, "work for A", 60), (&b, "work for B", 120)] {
+        let admin = app.login_admin(t).await;
+        let c = catalog(&app, t, &admin, "100").await;
+        let entry = app
+            .gql(
+                &t.host,
+                Some(&admin),
+                CREATE_ENTRY,
+                json!({ "i": { "projectId": c.project, "date": "2026-11-02", "minutes": minutes, "notes": notes } }),
+            )
+            .await["createTimeEntry"]["id"]
+            .clone();
+        entry_ids.push(entry);
+        tokens.push(admin);
+    }
+    assert_eq!(entry_ids[0], entry_ids[1], "the same ids in both schemas");
+    for (i, (t, notes, minutes)) in [(&a, "work for A", 60), (&b, "work for B", 120)]
+        .into_iter()
+        .enumerate()
+    {
+        let token = &tokens[i];
+        let listed = app
+            .gql(
+                &t.host,
+                Some(token),
+                "query($id: ID!) { timeEntries { edges { node { notes project { client { name } } } } } \
+                   node(id: $id) { ... on TimeEntry { notes } } \
+                   billableHours(from: \"2026-11-01\", to: \"2026-11-30\") { totals { billableMinutes } } }",
+                json!({ "id": entry_ids[i] }),
+            )
+            .await;
+        let edges = listed["timeEntries"]["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 1);
+        assert_eq!(edges[0]["node"]["notes"], notes);
+        assert_eq!(listed["node"]["notes"], notes);
+        assert_eq!(listed["billableHours"]["totals"]["billableMinutes"], minutes);
+        let (status, csv) = get_csv(
+            &app,
+            &t.host,
+            Some(token),
+            "from=2026-11-01&to=2026-11-30&groupBy=CLIENT",
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(csv.lines().count(), 2);
+        assert!(
+            csv.lines().nth(1).unwrap().contains(&format!(",{minutes},")),
+            "{csv}"
+        );
+    }
+    // A's token on B's host is refused, in GraphQL and in the CSV.
+    let (code, _) = app
+        .gql_error(
+            &b.host,
+            Some(&tokens[0]),
+            "{ timeEntries { edges { node { id } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    let (status, body) = get_csv(&app, &b.host, Some(&tokens[0]), "from=2026-11-01&to=2026-11-30").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("UNAUTHENTICATED"));
+    let (status, _) = get_csv(&app, &a.host, None, "from=2026-11-01&to=2026-11-30").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = get_csv(
+        &app,
+        &a.host,
+        Some(&tokens[0]),
+        "from=2026-11-01&to=2026-11-30&groupBy=YEAR",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("groupBy"));
+}
+
+#[tokio::test]
+async fn utilization_is_billable_hours_over_working_days() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let c = catalog(&app, &t, &admin, "100").await;
+    for (date, minutes, billable) in [
+        ("2026-11-23", 480, true),
+        ("2026-11-24", 240, true),
+        ("2026-11-24", 120, false),
+    ] {
+        app.gql(
+            &t.host,
+            Some(&member),
+            CREATE_ENTRY,
+            json!({ "i": { "projectId": c.project, "date": date, "minutes": minutes, "billable": billable } }),
+        )
+        .await;
+    }
+    let report = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ utilization(from: \"2026-11-23\", to: \"2026-11-29\") { workingDays rows { user { email } billableHours nonBillableHours availableHours utilization } } }",
+            json!({}),
+        )
+        .await;
+    let u = &report["utilization"];
+    assert_eq!(u["workingDays"], 5);
+    let rows = u["rows"].as_array().unwrap();
+    let dev = rows
+        .iter()
+        .find(|r| r["user"]["email"] == "dev@acme.example")
+        .unwrap();
+    assert_eq!(dev["billableHours"], "12");
+    assert_eq!(dev["nonBillableHours"], "2");
+    assert_eq!(dev["availableHours"], "40");
+    assert_eq!(dev["utilization"], "0.3");
+    // A Sunday-to-Thursday week of 7.5 hour days.
+    set_settings(
+        &app,
+        &t,
+        &admin,
+        json!({ "workWeek": ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY"], "billableHoursInWorkingDay": "7.5" }),
+    )
+    .await;
+    let mine = app
+        .gql(
+            &t.host,
+            Some(&member),
+            "{ utilization(from: \"2026-11-22\", to: \"2026-11-28\") { workingDays rows { billableHours availableHours utilization } } }",
+            json!({}),
+        )
+        .await;
+    let u = &mine["utilization"];
+    assert_eq!(u["workingDays"], 5);
+    assert_eq!(u["rows"].as_array().unwrap().len(), 1, "a member sees their own");
+    assert_eq!(u["rows"][0]["availableHours"], "37.5");
+    assert_eq!(u["rows"][0]["utilization"], "0.32");
+}
+
+#[tokio::test]
+async fn a_page_of_entries_with_its_relations_costs_the_same_statements_for_5_or_100() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let _ = catalog(&app, &t, &admin, "100").await;
+    // 20 clients with a project and a task each; 120 entries spread over them and two users.
+    exec(
+        &app,
+        "INSERT INTO acme.clients (name) SELECT 'Client ' || i FROM generate_series(1, 20) i;
+         INSERT INTO acme.projects (client_id, name, hourly_rate) SELECT id, 'Project of ' || name, 50 FROM acme.clients;
+         INSERT INTO acme.tasks (project_id, name) SELECT id, 'Work' FROM acme.projects;
+         INSERT INTO acme.time_entries (user_id, project_id, task_id, work_date, minutes, billable, hourly_rate)
+         SELECT 1 + i % 2, p.id, t.id, date '2026-11-01' + i % 30, 60, true, 50
+         FROM generate_series(1, 120) i
+         JOIN acme.projects p ON p.id = 1 + i % 21 JOIN acme.tasks t ON t.project_id = p.id",
+    )
+    .await;
+    let query = |n: usize| {
+        format!(
+            "{{ timeEntries(first: {n}) {{ edges {{ node {{ minutes amount \
+               project {{ name client {{ name }} }} task {{ name }} user {{ email }} }} }} }} }}"
+        )
+    };
+    app.execute_counted(&t, &admin, &query(1)).await;
+    let (five, few) = app.execute_counted(&t, &admin, &query(5)).await;
+    let (page, many) = app.execute_counted(&t, &admin, &query(100)).await;
+    assert_eq!(five["timeEntries"]["edges"].as_array().unwrap().len(), 5);
+    let edges = page["timeEntries"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 100);
+    assert!(
+        edges
+            .iter()
+            .all(|e| e["node"]["project"]["client"]["name"].is_string()
+                && e["node"]["task"]["name"].is_string()
+                && e["node"]["user"]["email"].is_string())
+    );
+    assert_eq!(few, many, "statements must not grow with the rows returned");
+    // BEGIN with the tenant path, the page with projects, clients and tasks, users, COMMIT.
+    assert_eq!(many, 4);
+}
