@@ -2,14 +2,17 @@
 //!
 //! Run with `scripts/bench-tenancy.sh` (it builds the release binary, starts a private
 //! PostgreSQL and installs wrk), or by hand with `BENCH_DATABASE_URL` pointing at an empty
-//! database: `cargo bench --bench tenancy`. `BENCH_TENANTS` (default 1000) and
-//! `BENCH_SECONDS` (default 15) and `BENCH_WARMUP_SECONDS` (default 45) adjust the run.
+//! database: `cargo bench --bench tenancy`. `BENCH_TENANTS` (default 1000),
+//! `BENCH_SECONDS` (each wrk run, default 10), `BENCH_PAIRS` (default 6) and
+//! `BENCH_WARMUP_SECONDS` (default 45) adjust the run.
 //!
 //! It measures:
 //! - `tenants create`, through the command line (process start included) and in-process;
 //! - `migrate` with nothing pending, over every tenant;
 //! - throughput of an authenticated `tenantSettings` query from wrk on loopback, all on one
-//!   tenant against round-robin over every tenant;
+//!   tenant against round-robin over every tenant: runs alternate (one, spread, one, ...)
+//!   so drift on a shared machine hits both alike, and medians are compared; with the
+//!   server's CPU time per request, which load on other tenants of the host disturbs less;
 //! - the server's resident memory after that load.
 
 use std::path::{Path, PathBuf};
@@ -67,7 +70,7 @@ fn host(i: usize) -> String {
 fn main() {
     let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
     let tenants: usize = env_or("BENCH_TENANTS", 1000);
-    let seconds: u64 = env_or("BENCH_SECONDS", 15);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let bin = binary();
     let rt = tokio::runtime::Runtime::new().unwrap();
 
@@ -189,33 +192,49 @@ fn main() {
         .collect();
     let dir = std::env::temp_dir().join(format!("crowdminder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let one = write_wrk_script(&dir.join("one.lua"), &targets[..1]);
-    let spread = write_wrk_script(&dir.join("spread.lua"), &targets);
+    let one_script = write_wrk_script(&dir.join("one.lua"), &targets[..1]);
+    let spread_script = write_wrk_script(&dir.join("spread.lua"), &targets);
 
     let mut server = start_server(&bin, &url);
     wait_ready();
     // Warm up until every pooled connection's backend has met every tenant (its catalog
     // caches warm, as in a long-running server), and every host is resolved once.
-    run_wrk(&spread, env_or("BENCH_WARMUP_SECONDS", 45));
-    run_wrk(&one, 5);
-    let mut one_rps = Vec::new();
-    let mut spread_rps = Vec::new();
-    for _ in 0..2 {
-        one_rps.push(run_wrk(&one, seconds));
-        spread_rps.push(run_wrk(&spread, seconds));
+    run_wrk(&spread_script, env_or("BENCH_WARMUP_SECONDS", 45));
+    run_wrk(&one_script, 5);
+    let pairs = env_or("BENCH_PAIRS", 6);
+    let mut one = Vec::new();
+    let mut spread = Vec::new();
+    for _ in 0..pairs {
+        one.push(measure(&one_script, seconds, server.id()));
+        spread.push(measure(&spread_script, seconds, server.id()));
     }
     let rss = memory(server.id());
     let _ = server.kill();
     let _ = server.wait();
-    let one_mean = one_rps.iter().sum::<f64>() / one_rps.len() as f64;
-    let spread_mean = spread_rps.iter().sum::<f64>() / spread_rps.len() as f64;
-    println!("tenantSettings, one tenant                   {one_rps:.0?} req/s, mean {one_mean:.0}");
+    let rps = |runs: &[Run]| runs.iter().map(|r| r.rps).collect::<Vec<_>>();
+    let cpu = |runs: &[Run]| runs.iter().map(|r| r.cpu_us).collect::<Vec<_>>();
+    let (one_rps, spread_rps) = (median(rps(&one)), median(rps(&spread)));
+    let (one_cpu, spread_cpu) = (median(cpu(&one)), median(cpu(&spread)));
     println!(
-        "tenantSettings, round-robin over {tenants:<5}      {spread_rps:.0?} req/s, mean {spread_mean:.0}"
+        "tenantSettings, one tenant                   {:.0?} req/s, median {one_rps:.0}",
+        rps(&one)
     );
     println!(
-        "  cost of the spread                         {:.1} %",
-        (1.0 - spread_mean / one_mean) * 100.0
+        "tenantSettings, round-robin over {tenants:<5}      {:.0?} req/s, median {spread_rps:.0}",
+        rps(&spread)
+    );
+    println!(
+        "  cost of the spread (throughput medians)    {:.1} %",
+        (1.0 - spread_rps / one_rps) * 100.0
+    );
+    println!(
+        "server CPU per request, one / spread         {one_cpu:.0} / {spread_cpu:.0} us (medians; each run {:.0?} / {:.0?})",
+        cpu(&one),
+        cpu(&spread)
+    );
+    println!(
+        "  cost of the spread (CPU medians)           {:.1} %",
+        (spread_cpu / one_cpu - 1.0) * 100.0
     );
     println!(
         "server memory after the load                 VmRSS {} MB, VmHWM {} MB",
@@ -266,8 +285,49 @@ fn wait_ready() {
     panic!("the server did not become ready");
 }
 
+struct Run {
+    rps: f64,
+    /// Server CPU time (user + system) per request, in microseconds.
+    cpu_us: f64,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// CPU time a process has used, in clock ticks (utime + stime).
+fn cpu_ticks(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()
+}
+
+fn measure(script: &Path, seconds: u64, server: u32) -> Run {
+    let ticks_per_second = 100.0;
+    let before = cpu_ticks(server);
+    let (rps, requests) = run_wrk_counted(script, seconds);
+    let used = (cpu_ticks(server) - before) / ticks_per_second;
+    Run {
+        rps,
+        cpu_us: used * 1e6 / requests,
+    }
+}
+
 /// Requests per second from one wrk run (2 threads, 32 connections).
 fn run_wrk(script: &Path, seconds: u64) -> f64 {
+    run_wrk_counted(script, seconds).0
+}
+
+/// Requests per second and requests completed in one wrk run.
+fn run_wrk_counted(script: &Path, seconds: u64) -> (f64, f64) {
     let out = Command::new("wrk")
         .args(["-t2", "-c32", &format!("-d{seconds}s"), "-s"])
         .arg(script)
@@ -280,10 +340,19 @@ fn run_wrk(script: &Path, seconds: u64) -> f64 {
         "errors under load:\n{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines()
+    let rps = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in wrk output:\n{text}"))
+        .unwrap_or_else(|| panic!("no throughput in wrk output:\n{text}"));
+    // "  123456 requests in 10.00s, ..."
+    let requests = text
+        .lines()
+        .find(|l| l.contains(" requests in "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
+    (rps, requests)
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tenancy benchmark (benches/tenancy.rs): 1,000 tenants, tenant creation, no-op migrate,
 # throughput on one tenant against round-robin over all, server memory.
-#   scripts/bench-tenancy.sh            # BENCH_TENANTS=1000 BENCH_SECONDS=15 by default
+#   scripts/bench-tenancy.sh   # BENCH_TENANTS=1000 BENCH_SECONDS=10 BENCH_PAIRS=6 by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }

@@ -1,5 +1,5 @@
 //! The HTTP surface: `/graphql` (GET and POST, per GraphQL over HTTP), `/graphiql`,
-//! `/reports/billable-hours.csv`, `/healthz`, `/readyz`.
+//! `/reports/billable-hours.csv`, `/metrics`, `/healthz`, `/readyz`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,7 @@ use crate::config::{Secret, ServiceConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
 use crate::graphql::{self, AppSchema, RequestContext, Services};
+use crate::jobs::worker::WorkerStats;
 use crate::tenancy::changes::{ChangeListener, Notice};
 use crate::tenancy::{Access, TenantDb, TenantResolver};
 use crate::{auth, settings};
@@ -38,6 +39,10 @@ pub struct AppState {
     pub pool: DbPool,
     pub resolver: Arc<TenantResolver>,
     pub services: Arc<Services>,
+    /// Woken when jobs are enqueued anywhere; a worker in this process waits on it.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Counters of a worker running in this process, for `/metrics`.
+    pub worker_stats: Arc<WorkerStats>,
 }
 
 impl AppState {
@@ -47,19 +52,27 @@ impl AppState {
         let resolver = TenantResolver::new(pool.clone());
         let settings = Arc::new(settings::settings_cache());
         let actors = Arc::new(auth::actor_cache());
+        let jobs_wake = Arc::new(tokio::sync::Notify::new());
         let mut listener = ChangeListener::default();
         {
             let resolver = Arc::clone(&resolver);
             let settings = Arc::clone(&settings);
             let actors = Arc::clone(&actors);
+            let jobs_wake = Arc::clone(&jobs_wake);
             listener.subscribe(move |notice| match notice {
-                Notice::Registry(_) => resolver.invalidate_all(),
+                Notice::Registry(_) => {
+                    resolver.invalidate_all();
+                    // A resumed tenant's jobs may run now.
+                    jobs_wake.notify_waiters();
+                }
                 Notice::Settings(tenant_id) => settings.invalidate(&tenant_id),
                 Notice::Auth(_) => actors.invalidate_all(),
+                Notice::Jobs => jobs_wake.notify_waiters(),
                 Notice::Missed => {
                     resolver.invalidate_all();
                     settings.invalidate_all();
                     actors.invalidate_all();
+                    jobs_wake.notify_waiters();
                 }
                 Notice::Ping => {}
             });
@@ -76,6 +89,8 @@ impl AppState {
             pool,
             resolver,
             services,
+            jobs_wake,
+            worker_stats: Arc::default(),
         })
     }
 }
@@ -85,6 +100,7 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/reports/billable-hours.csv", get(billable_hours_csv))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
     if state.services.config.graphiql {
@@ -298,6 +314,73 @@ async fn billable_hours_csv(
             ),
         ],
         body,
+    )
+        .into_response()
+}
+
+/// Prometheus text: the job queue (depth by status and kind, age of the oldest due job)
+/// and this process's worker counters. Holds nothing of any tenant's data.
+async fn metrics(State(state): State<AppState>) -> Response {
+    use std::fmt::Write as _;
+    use std::sync::atomic::Ordering;
+    let depth = async {
+        let mut conn = state.pool.get().await.ok()?;
+        crate::jobs::depth(&mut conn).await.ok()
+    };
+    let Ok(Some(depth)) = tokio::time::timeout(Duration::from_secs(2), depth).await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP crowdminder_jobs Jobs in the queue, by status and kind."
+    );
+    let _ = writeln!(out, "# TYPE crowdminder_jobs gauge");
+    for d in &depth {
+        let _ = writeln!(
+            out,
+            "crowdminder_jobs{{status=\"{}\",kind=\"{}\"}} {}",
+            d.status.to_lowercase(),
+            d.kind,
+            d.jobs
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP crowdminder_jobs_oldest_due_seconds How long the oldest due pending job has waited."
+    );
+    let _ = writeln!(out, "# TYPE crowdminder_jobs_oldest_due_seconds gauge");
+    let oldest = depth
+        .iter()
+        .filter(|d| d.status == "PENDING")
+        .map(|d| d.oldest_due_seconds)
+        .fold(0.0, f64::max);
+    let _ = writeln!(out, "crowdminder_jobs_oldest_due_seconds {oldest:.3}");
+    let stats = &state.worker_stats;
+    for (name, help, value) in [
+        (
+            "crowdminder_jobs_succeeded_total",
+            "Jobs this process ran to the end.",
+            &stats.succeeded,
+        ),
+        (
+            "crowdminder_jobs_failed_attempts_total",
+            "Job attempts that failed in this process.",
+            &stats.failed_attempts,
+        ),
+        (
+            "crowdminder_jobs_released_total",
+            "Jobs this process handed back unrun.",
+            &stats.released,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
     )
         .into_response()
 }

@@ -11,6 +11,8 @@ pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod http;
+pub mod jobs;
+pub mod mail;
 pub mod provision;
 pub mod settings;
 pub mod telemetry;

@@ -1,4 +1,5 @@
-//! The `crowdminder` command: serve the API, migrate, manage tenants, export the schema.
+//! The `crowdminder` command: serve the API, run background jobs, migrate, manage tenants
+//! and jobs, export the schema.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
@@ -8,10 +9,15 @@ use clap::{Parser, Subcommand};
 use crowdminder::config::{BindConfig, DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::graphql;
 use crowdminder::http::{self, AppState};
+use crowdminder::jobs::handlers::{JobServices, Registry};
+use crowdminder::jobs::schedule;
+use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig, worker_id};
+use crowdminder::mail::{MailConfig, Mailer};
 use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::tenancy::registry::{self, NewTenant, RegistryError, TenantStatus};
 use crowdminder::tenancy::{SchemaName, migrations};
-use crowdminder::{db, telemetry};
+use crowdminder::{AppError, db, jobs, telemetry};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -26,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the GraphQL API.
+    /// Serve the GraphQL API, with a background worker unless --no-worker.
     Serve {
         #[command(flatten)]
         db: DatabaseConfig,
@@ -34,6 +40,29 @@ enum Command {
         service: ServiceConfig,
         #[command(flatten)]
         bind: BindConfig,
+        #[command(flatten)]
+        mail: MailConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+        /// Serve requests only; leave jobs to `crowdminder worker` processes.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run background jobs (and schedules) without serving requests.
+    Worker {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        #[command(flatten)]
+        service: ServiceConfig,
+        #[command(flatten)]
+        mail: MailConfig,
+        #[command(flatten)]
+        worker: WorkerConfig,
+    },
+    /// Inspect the job queue; retry or cancel jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
     },
     /// Migrate `public`, then every tenant schema (or one, with --schema).
     Migrate {
@@ -53,6 +82,39 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL); `schema.graphql` is this output.
     ExportSchema,
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List queued, running and failed jobs (oldest first).
+    List {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        /// Only jobs that failed for good.
+        #[arg(long)]
+        failed: bool,
+        /// Only this tenant's jobs.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a failed (or waiting) job again now, with its attempts reset.
+    Retry {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        id: i64,
+    },
+    /// Remove a job that is not running.
+    Cancel {
+        #[command(flatten)]
+        db: DatabaseConfig,
+        id: i64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -193,7 +255,21 @@ async fn connect(db: &DatabaseConfig) -> Result<diesel_async::AsyncPgConnection,
 
 async fn run(command: Command) -> Result<(), Failure> {
     match command {
-        Command::Serve { db, service, bind } => serve(db, service, bind).await,
+        Command::Serve {
+            db,
+            service,
+            bind,
+            mail,
+            worker,
+            no_worker,
+        } => serve(db, service, bind, (!no_worker).then_some((mail, worker))).await,
+        Command::Worker {
+            db,
+            service,
+            mail,
+            worker,
+        } => work(db, service, mail, worker).await,
+        Command::Jobs { command } => jobs_command(command).await,
         Command::Migrate { db, jobs, schema } => migrate(db, jobs, schema).await,
         Command::ExportSchema => {
             print!("{}", graphql::sdl());
@@ -203,19 +279,142 @@ async fn run(command: Command) -> Result<(), Failure> {
     }
 }
 
-async fn serve(db: DatabaseConfig, service: ServiceConfig, bind: BindConfig) -> Result<(), Failure> {
+async fn serve(
+    db: DatabaseConfig,
+    service: ServiceConfig,
+    bind: BindConfig,
+    worker: Option<(MailConfig, WorkerConfig)>,
+) -> Result<(), Failure> {
     let pool = db::build_pool(&db)?;
     let state = AppState::new(pool, service, db.url.clone())?;
     let listener = tokio::net::TcpListener::bind(bind.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", bind.bind))?;
-    tracing::info!(addr = %bind.bind, "serving GraphQL at /graphql");
+    let (stop_worker, worker) = match worker {
+        Some((mail, config)) => {
+            let (shutdown, rx) = Shutdown::new();
+            let handle = start_worker(&db, &state, &mail, config)?.spawn(rx);
+            (Some(shutdown), Some(handle))
+        }
+        None => (None, None),
+    };
+    tracing::info!(addr = %bind.bind, worker = worker.is_some(), "serving GraphQL at /graphql");
     axum::serve(listener, http::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(anyhow::Error::from)?;
+    if let (Some(stop), Some(handle)) = (stop_worker, worker) {
+        stop.trigger();
+        let _ = handle.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A worker with its own pool (so jobs never starve requests of connections), sharing the
+/// server's change listener (its wake-ups) and settings cache.
+fn start_worker(
+    db: &DatabaseConfig,
+    state: &AppState,
+    mail: &MailConfig,
+    config: WorkerConfig,
+) -> Result<Worker, Failure> {
+    let mut worker_db = db.clone();
+    worker_db.pool_size = config.concurrency.max(1) + 2;
+    let pool = db::build_pool(&worker_db)?;
+    let services = Arc::new(JobServices {
+        config: state.services.config.clone(),
+        settings: Arc::clone(&state.services.settings),
+        mailer: Mailer::new(mail)?,
+    });
+    Ok(Worker {
+        id: worker_id(0),
+        pool,
+        registry: Arc::new(Registry::standard()),
+        services,
+        config,
+        schedules: schedule::standard(),
+        wake: Arc::clone(&state.jobs_wake),
+        stats: Arc::clone(&state.worker_stats),
+    })
+}
+
+async fn work(
+    db: DatabaseConfig,
+    service: ServiceConfig,
+    mail: MailConfig,
+    config: WorkerConfig,
+) -> Result<(), Failure> {
+    let pool = db::build_pool(&DatabaseConfig::new(db.url.expose(), 2))?;
+    let state = AppState::new(pool, service, db.url.clone())?;
+    let (shutdown, rx) = Shutdown::new();
+    let handle = start_worker(&db, &state, &mail, config)?.spawn(rx);
+    shutdown_signal().await;
+    shutdown.trigger();
+    let _ = handle.await;
+    Ok(())
+}
+
+async fn jobs_command(command: JobsCommand) -> Result<(), Failure> {
+    let app_error = |e: AppError| Failure {
+        code: if matches!(e, AppError::NotFound { .. } | AppError::Conflict { .. }) {
+            2
+        } else {
+            1
+        },
+        message: e.message(),
+    };
+    match command {
+        JobsCommand::List {
+            db,
+            failed,
+            tenant,
+            limit,
+            json,
+        } => {
+            let mut conn = connect(&db).await?;
+            let listed = jobs::list(&mut conn, failed, tenant.as_deref(), limit.clamp(1, 10_000))
+                .await
+                .map_err(app_error)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&listed).map_err(anyhow::Error::from)?
+                );
+                return Ok(());
+            }
+            println!(
+                "{:>8}  {:<20} {:<16} {:<8} {:>8}  {:<20}  LAST ERROR",
+                "ID", "TENANT", "KIND", "STATUS", "ATTEMPTS", "RUN AT"
+            );
+            for l in listed {
+                let error: String = l.job.last_error.unwrap_or_default().chars().take(60).collect();
+                println!(
+                    "{:>8}  {:<20} {:<16} {:<8} {:>8}  {:<20}  {}",
+                    l.job.id,
+                    l.tenant,
+                    l.job.kind,
+                    l.job.status,
+                    format!("{}/{}", l.job.attempts, l.job.max_attempts),
+                    l.job.run_at.format("%Y-%m-%d %H:%M:%S"),
+                    error.replace('\n', " ")
+                );
+            }
+            Ok(())
+        }
+        JobsCommand::Retry { db, id } => {
+            let mut conn = connect(&db).await?;
+            jobs::retry(&mut conn, id).await.map_err(app_error)?;
+            eprintln!("job {id} will run again");
+            Ok(())
+        }
+        JobsCommand::Cancel { db, id } => {
+            let mut conn = connect(&db).await?;
+            jobs::cancel(&mut conn, id).await.map_err(app_error)?;
+            eprintln!("job {id} cancelled");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,7 @@ use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
 use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id};
+use crate::jobs::handlers::EmailTemplate;
 
 /// A person in this tenant.
 pub struct UserNode(pub User);
@@ -240,7 +241,8 @@ impl AuthMutation {
         })
     }
 
-    /// Adds a user to this tenant (admins). Emails are unique ignoring case.
+    /// Adds a user to this tenant (admins) and emails them an invitation to sign in.
+    /// Emails are unique ignoring case.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
@@ -260,9 +262,15 @@ impl AuthMutation {
             "input.",
         )
         .await?;
+        let tenant_id = req.db.tenant().id;
         let value = req
             .db
-            .in_savepoint(async |conn| users::insert(conn, &prepared).await)
+            .in_savepoint(async |conn| {
+                let user = users::insert(conn, &prepared).await?;
+                let welcome = EmailTemplate::Welcome { user_id: user.id };
+                crate::jobs::enqueue(conn, welcome.job(tenant_id)).await?;
+                Ok(user)
+            })
             .await?;
         Ok(UserNode(value))
     }

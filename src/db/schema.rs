@@ -21,8 +21,47 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    public.jobs (id) {
+        id -> BigInt,
+        kind -> Text,
+        tenant_id -> BigInt,
+        payload -> Jsonb,
+        status -> Text,
+        run_at -> Timestamptz,
+        attempts -> BigInt,
+        max_attempts -> BigInt,
+        last_error -> Nullable<Text>,
+        locked_by -> Nullable<Text>,
+        locked_until -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    public.schedule_runs (schedule, slot) {
+        schedule -> Text,
+        slot -> Timestamptz,
+        tenants -> BigInt,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    public.usage_snapshots (tenant_id, taken_on) {
+        tenant_id -> BigInt,
+        taken_on -> Date,
+        active_users -> BigInt,
+        time_entries -> BigInt,
+        storage_bytes -> BigInt,
+        taken_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(tenant_hosts -> tenants (tenant_id));
-diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_hosts);
+diesel::joinable!(jobs -> tenants (tenant_id));
+diesel::allow_tables_to_appear_in_same_query!(tenants, tenant_hosts, jobs, usage_snapshots);
 
 diesel::table! {
     users (id) {

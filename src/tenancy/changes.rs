@@ -34,6 +34,8 @@ pub enum Notice {
     Missed,
     /// A heartbeat: proves the listening connection still delivers.
     Ping,
+    /// Jobs were enqueued: idle workers look for work.
+    Jobs,
 }
 
 impl Notice {
@@ -44,12 +46,15 @@ impl Notice {
             Self::Auth(id) => format!("auth:{id}"),
             Self::Missed => "missed".to_owned(),
             Self::Ping => "ping".to_owned(),
+            Self::Jobs => "jobs".to_owned(),
         }
     }
 
     fn parse(payload: &str) -> Self {
-        if payload == "ping" {
-            return Self::Ping;
+        match payload {
+            "ping" => return Self::Ping,
+            "jobs" => return Self::Jobs,
+            _ => {}
         }
         let (topic, id) = payload.split_once(':').unwrap_or((payload, ""));
         match (topic, id.parse()) {
@@ -154,6 +159,7 @@ mod tests {
             Notice::Auth(3),
             Notice::Missed,
             Notice::Ping,
+            Notice::Jobs,
         ] {
             assert_eq!(Notice::parse(&n.payload()), n);
         }

@@ -17,6 +17,7 @@ mod tenant_db;
 pub use registry::{Tenant, TenantStatus};
 pub use resolver::{TenantResolver, normalize_host};
 pub use schema_name::{SchemaName, SchemaNameError};
+pub(crate) use tenant_db::pool_error;
 pub use tenant_db::{Access, TenantConn, TenantDb};
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};

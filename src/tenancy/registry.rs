@@ -3,8 +3,10 @@
 //! view of it.
 
 use chrono::{DateTime, Utc};
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::changes::{self, Notice};
@@ -167,8 +169,21 @@ pub async fn find_by_host(conn: &mut AsyncPgConnection, host: &str) -> QueryResu
 }
 
 pub async fn find_by_schema(conn: &mut AsyncPgConnection, schema: &str) -> QueryResult<Option<Tenant>> {
+    find(conn, Box::new(tenants::schema_name.eq(schema.to_owned()))).await
+}
+
+pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Option<Tenant>> {
+    find(conn, Box::new(tenants::id.eq(id))).await
+}
+
+/// The one tenant matching `predicate`, with its primary host.
+async fn find(
+    conn: &mut AsyncPgConnection,
+    predicate: Box<dyn BoxableExpression<tenants::table, Pg, SqlType = Bool>>,
+) -> QueryResult<Option<Tenant>> {
     let row: Option<TenantRow> = tenants::table
-        .filter(tenants::schema_name.eq(schema))
+        .into_boxed()
+        .filter(predicate)
         .select((tenants::id, tenants::schema_name, tenants::name, tenants::status))
         .first(conn)
         .await

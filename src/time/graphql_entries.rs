@@ -782,7 +782,7 @@ impl TimeMutation {
         let id = expect_global_id("id", &id, "Timesheet")?;
         let value = req
             .db
-            .in_savepoint(async |conn| timesheets::approve(conn, actor, id).await)
+            .in_savepoint(async |conn| timesheets::approve(conn, req.db.tenant().id, actor, id).await)
             .await?;
         Ok(TimesheetNode(value))
     }
@@ -800,7 +800,7 @@ impl TimeMutation {
         let id = expect_global_id("id", &id, "Timesheet")?;
         let value = req
             .db
-            .in_savepoint(async |conn| timesheets::reject(conn, actor, id, &reason).await)
+            .in_savepoint(async |conn| timesheets::reject(conn, req.db.tenant().id, actor, id, &reason).await)
             .await?;
         Ok(TimesheetNode(value))
     }

@@ -9,6 +9,7 @@ use super::entries::{EntryStatus, week_of, week_start_day};
 use crate::auth::{Actor, Role};
 use crate::db::schema::{time_entries, timesheets};
 use crate::error::{AppError, AppResult};
+use crate::jobs::{self, handlers::EmailTemplate};
 use crate::settings::TenantSettings;
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,12 +197,18 @@ async fn load_for_decision(conn: &mut AsyncPgConnection, actor: &Actor, id: i64)
     Ok(sheet)
 }
 
-pub async fn approve(conn: &mut AsyncPgConnection, actor: &Actor, id: i64) -> AppResult<Timesheet> {
-    decide(conn, actor, id, TimesheetStatus::Approved, None).await
+pub async fn approve(
+    conn: &mut AsyncPgConnection,
+    tenant_id: i64,
+    actor: &Actor,
+    id: i64,
+) -> AppResult<Timesheet> {
+    decide(conn, tenant_id, actor, id, TimesheetStatus::Approved, None).await
 }
 
 pub async fn reject(
     conn: &mut AsyncPgConnection,
+    tenant_id: i64,
     actor: &Actor,
     id: i64,
     reason: &str,
@@ -213,12 +220,22 @@ pub async fn reject(
             "give a reason of 1 to 2000 characters",
         ));
     }
-    decide(conn, actor, id, TimesheetStatus::Rejected, Some(reason)).await
+    decide(
+        conn,
+        tenant_id,
+        actor,
+        id,
+        TimesheetStatus::Rejected,
+        Some(reason),
+    )
+    .await
 }
 
-/// Approves (entries locked) or rejects (entries back to drafts) a submitted timesheet.
+/// Approves (entries locked) or rejects (entries back to drafts) a submitted timesheet,
+/// and emails its user once that commits.
 async fn decide(
     conn: &mut AsyncPgConnection,
+    tenant_id: i64,
     actor: &Actor,
     id: i64,
     decision: TimesheetStatus,
@@ -238,7 +255,7 @@ async fn decide(
         entries_become,
     )
     .await?;
-    Ok(diesel::update(timesheets::table.find(sheet.id))
+    let decided = diesel::update(timesheets::table.find(sheet.id))
         .set((
             timesheets::status.eq(decision.as_str()),
             timesheets::decided_by.eq(actor.user_id),
@@ -247,7 +264,12 @@ async fn decide(
         ))
         .returning(Timesheet::as_returning())
         .get_result(conn)
-        .await?)
+        .await?;
+    let email = EmailTemplate::TimesheetDecided {
+        timesheet_id: decided.id,
+    };
+    jobs::enqueue(conn, email.job(tenant_id)).await?;
+    Ok(decided)
 }
 
 #[derive(Debug, Default, Clone)]

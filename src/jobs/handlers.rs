@@ -1,0 +1,267 @@
+//! What each kind of job does. A handler gets its job and the job's tenant unit (a
+//! [`TenantDb`], as a request has); what it writes there commits together with the job's
+//! removal from the queue.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::RunQueryDsl;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use super::{Job, NewJob};
+use crate::config::ServiceConfig;
+use crate::db::schema::{time_entries, timesheets, usage_snapshots, users};
+use crate::mail::{Email, Mailer};
+use crate::settings::{self, SettingsCache};
+use crate::tenancy::TenantDb;
+use crate::time::timesheets::Timesheet;
+
+/// What handlers share: configuration for derived settings, the settings cache, the mailer.
+pub struct JobServices {
+    pub config: ServiceConfig,
+    pub settings: Arc<SettingsCache>,
+    pub mailer: Mailer,
+}
+
+/// One run of one job.
+pub struct JobContext {
+    pub job: Job,
+    pub db: Arc<TenantDb>,
+    pub services: Arc<JobServices>,
+}
+
+pub type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
+
+/// Handlers by job kind.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<String, Handler>,
+}
+
+impl Registry {
+    /// The kinds this service runs.
+    pub fn standard() -> Self {
+        let mut registry = Self::default();
+        registry.register(NOOP, |ctx| Box::pin(noop(ctx)));
+        registry.register(USAGE_SNAPSHOT, |ctx| Box::pin(usage_snapshot(ctx)));
+        registry.register(SEND_EMAIL, |ctx| Box::pin(send_email(ctx)));
+        registry
+    }
+
+    pub fn register(
+        &mut self,
+        kind: &str,
+        handler: impl Fn(JobContext) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync + 'static,
+    ) {
+        self.handlers.insert(kind.to_owned(), Arc::new(handler));
+    }
+
+    pub fn get(&self, kind: &str) -> Option<Handler> {
+        self.handlers.get(kind).cloned()
+    }
+}
+
+/// Does nothing (after an optional pause): for benchmarks and checks of the queue itself.
+pub const NOOP: &str = "noop";
+/// Records what a tenant uses into `public.usage_snapshots`.
+pub const USAGE_SNAPSHOT: &str = "usage_snapshot";
+/// Renders and sends one email.
+pub const SEND_EMAIL: &str = "send_email";
+
+#[derive(Deserialize, Default)]
+struct NoopPayload {
+    #[serde(default)]
+    sleep_ms: u64,
+}
+
+async fn noop(ctx: JobContext) -> anyhow::Result<()> {
+    let payload: NoopPayload = serde_json::from_value(ctx.job.payload.clone()).unwrap_or_default();
+    if payload.sleep_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(payload.sleep_ms.min(600_000))).await;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Storage {
+    #[diesel(sql_type = BigInt)]
+    bytes: i64,
+}
+
+async fn usage_snapshot(ctx: JobContext) -> anyhow::Result<()> {
+    let taken_on = ctx
+        .job
+        .payload
+        .get("slot")
+        .and_then(|s| s.as_str())
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(|s| s.date_naive())
+        .unwrap_or_else(|| Utc::now().date_naive());
+    let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let active_users: i64 = users::table
+        .filter(users::active.eq(true))
+        .count()
+        .get_result(&mut *conn)
+        .await?;
+    let entries: i64 = time_entries::table.count().get_result(&mut *conn).await?;
+    let storage: Storage = diesel::sql_query(
+        "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS bytes \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'm', 'p')",
+    )
+    .bind::<Text, _>(ctx.db.tenant().schema.as_str())
+    .get_result(&mut *conn)
+    .await?;
+    diesel::insert_into(usage_snapshots::table)
+        .values((
+            usage_snapshots::tenant_id.eq(ctx.db.tenant().id),
+            usage_snapshots::taken_on.eq(taken_on),
+            usage_snapshots::active_users.eq(active_users),
+            usage_snapshots::time_entries.eq(entries),
+            usage_snapshots::storage_bytes.eq(storage.bytes),
+        ))
+        .on_conflict((usage_snapshots::tenant_id, usage_snapshots::taken_on))
+        .do_update()
+        .set((
+            usage_snapshots::active_users.eq(active_users),
+            usage_snapshots::time_entries.eq(entries),
+            usage_snapshots::storage_bytes.eq(storage.bytes),
+            usage_snapshots::taken_at.eq(diesel::dsl::now),
+        ))
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// The emails the service sends; each is rendered when its job runs, from the data as it
+/// is then, in the tenant's settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "template", rename_all = "snake_case")]
+pub enum EmailTemplate {
+    /// A new user's invitation to sign in.
+    Welcome { user_id: i64 },
+    /// A timesheet approved or rejected, to its user.
+    TimesheetDecided { timesheet_id: i64 },
+}
+
+impl EmailTemplate {
+    /// The job that sends this email.
+    pub fn job(&self, tenant_id: i64) -> NewJob {
+        NewJob::new(
+            SEND_EMAIL,
+            tenant_id,
+            serde_json::to_value(self).unwrap_or_default(),
+        )
+    }
+}
+
+async fn send_email(ctx: JobContext) -> anyhow::Result<()> {
+    let template: EmailTemplate = serde_json::from_value(ctx.job.payload.clone())?;
+    let Some(email) = render(&ctx, &template).await? else {
+        tracing::info!(job = ctx.job.id, "email no longer applies; not sent");
+        return Ok(());
+    };
+    let sent = ctx.services.mailer.send(&email).await?;
+    tracing::info!(job = ctx.job.id, tenant = %ctx.db.tenant().schema, to = %email.to, %sent, "email sent");
+    Ok(())
+}
+
+/// Renders a template for the job's tenant; `None` when what it is about is gone.
+pub async fn render(ctx: &JobContext, template: &EmailTemplate) -> anyhow::Result<Option<Email>> {
+    let tenant = Arc::clone(ctx.db.tenant());
+    let derived = settings::derived(&tenant, &ctx.services.config);
+    let settings = settings::effective(&ctx.db, &ctx.services.settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let site = derived.site_url.trim_end_matches('/').to_owned();
+    let from_name = tenant.name.clone();
+    match template {
+        EmailTemplate::Welcome { user_id } => {
+            let user: Option<(String, String)> = users::table
+                .find(user_id)
+                .select((users::email, users::name))
+                .first(&mut *conn)
+                .await
+                .optional()?;
+            let Some((email, name)) = user else {
+                return Ok(None);
+            };
+            Ok(Some(Email {
+                from: derived.default_from_email,
+                from_name,
+                to: email.clone(),
+                to_name: name.clone(),
+                subject: format!("Your account at {}", tenant.name),
+                text: format!(
+                    "Hello {name},\n\nan account was made for you at {company} on Crowdminder.\n\
+                     Sign in as {email} at {site}/login with the password you were given.\n",
+                    name = if name.is_empty() { &email } else { &name },
+                    company = tenant.name,
+                ),
+            }))
+        }
+        EmailTemplate::TimesheetDecided { timesheet_id } => {
+            let sheet: Option<Timesheet> = timesheets::table
+                .find(timesheet_id)
+                .select(Timesheet::as_select())
+                .first(&mut *conn)
+                .await
+                .optional()?;
+            let Some(sheet) = sheet else {
+                return Ok(None);
+            };
+            let (user_id, week, reason, decided_at) = (
+                sheet.user_id,
+                sheet.week_start,
+                sheet.rejection_reason.clone(),
+                sheet.decided_at,
+            );
+            let status = sheet.status;
+            let (email, name): (String, String) = users::table
+                .find(user_id)
+                .select((users::email, users::name))
+                .first(&mut *conn)
+                .await?;
+            let when = decided_at
+                .map(|t| {
+                    t.with_timezone(&settings.time_zone)
+                        .format("%Y-%m-%d %H:%M %Z")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let link = format!("{site}/timesheets/{week}");
+            let (subject, body) = match status.as_str() {
+                "APPROVED" => (
+                    format!("Your timesheet for the week of {week} is approved"),
+                    format!("It was approved on {when}. Its entries are now locked.\n\n{link}\n"),
+                ),
+                "REJECTED" => (
+                    format!("Your timesheet for the week of {week} needs changes"),
+                    format!(
+                        "It was returned on {when} with this reason:\n\n  {}\n\n\
+                         Correct the entries and submit it again: {link}\n",
+                        reason.unwrap_or_default()
+                    ),
+                ),
+                _ => return Ok(None),
+            };
+            Ok(Some(Email {
+                from: derived.default_from_email,
+                from_name,
+                to: email.clone(),
+                to_name: name.clone(),
+                subject,
+                text: format!(
+                    "Hello {},\n\n{body}",
+                    if name.is_empty() { &email } else { &name }
+                ),
+            }))
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Outgoing email: rendered per tenant (its `DEFAULT_FROM_EMAIL`, links on its `SITE_URL`,
+//! dates in its time zone) and sent by the `send_email` job, through SMTP when `SMTP_URL`
+//! is set, else written as `.eml` files into `EMAIL_DIR`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::Secret;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct MailConfig {
+    /// SMTP server: `smtp://user:password@mail.example:587?tls=required` (STARTTLS),
+    /// `smtps://...:465` (TLS), or `smtp://host:25` (plain, for a local relay).
+    /// When unset, emails are written as .eml files into EMAIL_DIR.
+    #[arg(long = "smtp-url", env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+
+    /// Folder the .eml files go to when no SMTP server is configured.
+    #[arg(long = "email-dir", env = "EMAIL_DIR", default_value = ".data/outbox")]
+    pub email_dir: PathBuf,
+
+    /// How long one SMTP exchange may take, in seconds.
+    #[arg(
+        long = "smtp-timeout-seconds",
+        env = "SMTP_TIMEOUT_SECONDS",
+        default_value_t = 20
+    )]
+    pub smtp_timeout_seconds: u64,
+}
+
+impl MailConfig {
+    pub fn files(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            smtp_url: None,
+            email_dir: dir.into(),
+            smtp_timeout_seconds: 20,
+        }
+    }
+}
+
+/// A rendered email.
+#[derive(Debug, Clone)]
+pub struct Email {
+    pub from: String,
+    pub from_name: String,
+    pub to: String,
+    pub to_name: String,
+    pub subject: String,
+    pub text: String,
+}
+
+pub enum Mailer {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files {
+        transport: AsyncFileTransport<Tokio1Executor>,
+        dir: PathBuf,
+    },
+}
+
+impl Mailer {
+    pub fn new(config: &MailConfig) -> anyhow::Result<Self> {
+        match &config.smtp_url {
+            Some(url) => {
+                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose())
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL is not a usable SMTP address: {e}"))?
+                    .timeout(Some(Duration::from_secs(config.smtp_timeout_seconds)))
+                    .build();
+                Ok(Self::Smtp(transport))
+            }
+            None => Ok(Self::Files {
+                transport: AsyncFileTransport::new(&config.email_dir),
+                dir: config.email_dir.clone(),
+            }),
+        }
+    }
+
+    /// Sends (or writes) one email; returns where it went, for the log.
+    pub async fn send(&self, email: &Email) -> anyhow::Result<String> {
+        let from = Mailbox::new(Some(email.from_name.clone()), email.from.parse()?);
+        let to_name = (!email.to_name.is_empty()).then(|| email.to_name.clone());
+        let to = Mailbox::new(to_name, email.to.parse()?);
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(&email.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(email.text.clone())?;
+        match self {
+            Self::Smtp(transport) => {
+                let response = transport
+                    .send(message)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("SMTP: {e}"))?;
+                Ok(format!("smtp {}", response.code()))
+            }
+            Self::Files { transport, dir } => {
+                tokio::fs::create_dir_all(dir).await?;
+                let id = transport.send(message).await?;
+                Ok(format!("file {}", dir.join(format!("{id}.eml")).display()))
+            }
+        }
+    }
+}
