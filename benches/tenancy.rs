@@ -261,7 +261,7 @@ fn write_wrk_script(path: &Path, targets: &[(String, String)]) -> PathBuf {
 
 fn start_server(bin: &Path, url: &str) -> Child {
     Command::new(bin)
-        .args(["serve", "--bind", &format!("127.0.0.1:{PORT}")])
+        .args(["serve", "--no-worker", "--bind", &format!("127.0.0.1:{PORT}")])
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("DB_POOL_SIZE", "8")

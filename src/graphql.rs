@@ -18,6 +18,7 @@ use crate::auth::users::UserLoader;
 use crate::auth::{Actor, ActorCache, authenticate};
 use crate::config::ServiceConfig;
 use crate::error::{AppError, AppResult};
+use crate::leave::graphql::{LeaveMutation, LeaveQuery, LeaveRequestNode, LeaveTypeNode};
 use crate::settings::SettingsCache;
 use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
@@ -155,6 +156,17 @@ impl PageArgs {
     }
 }
 
+/// The user a list is narrowed to: members always see only themselves; managers and admins
+/// see the user asked for (a global `User` id in `field`), or everyone.
+pub fn own_or_asked(actor: &Actor, field: &str, asked: Option<ID>) -> AppResult<Option<i64>> {
+    let asked = asked.map(|id| expect_global_id(field, &id, "User")).transpose()?;
+    Ok(if actor.role == crate::auth::Role::Member {
+        Some(actor.user_id)
+    } else {
+        asked
+    })
+}
+
 /// Opaque Relay ids: `base64url("<Type>:<id>")`.
 pub fn global_id(type_name: &str, id: i64) -> ID {
     ID(URL_SAFE_NO_PAD.encode(format!("{type_name}:{id}")))
@@ -189,6 +201,8 @@ pub enum Node {
     Task(TaskNode),
     TimeEntry(TimeEntryNode),
     Timesheet(TimesheetNode),
+    LeaveType(LeaveTypeNode),
+    LeaveRequest(LeaveRequestNode),
 }
 
 #[derive(Default)]
@@ -207,16 +221,33 @@ impl NodeQuery {
             "Task" => Ok(TaskNode::load(ctx, row_id).await?.map(Node::Task)),
             "TimeEntry" => Ok(TimeEntryNode::visible(ctx, row_id).await?.map(Node::TimeEntry)),
             "Timesheet" => Ok(TimesheetNode::visible(ctx, row_id).await?.map(Node::Timesheet)),
+            "LeaveType" => Ok(LeaveTypeNode::load(ctx, row_id).await?.map(Node::LeaveType)),
+            "LeaveRequest" => Ok(LeaveRequestNode::visible(ctx, row_id)
+                .await?
+                .map(Node::LeaveRequest)),
             _ => Ok(None),
         }
     }
 }
 
 #[derive(MergedObject, Default)]
-pub struct Query(NodeQuery, AuthQuery, SettingsQuery, CatalogQuery, TimeQuery);
+pub struct Query(
+    NodeQuery,
+    AuthQuery,
+    SettingsQuery,
+    CatalogQuery,
+    TimeQuery,
+    LeaveQuery,
+);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, SettingsMutation, CatalogMutation, TimeMutation);
+pub struct Mutation(
+    AuthMutation,
+    SettingsMutation,
+    CatalogMutation,
+    TimeMutation,
+    LeaveMutation,
+);
 
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)

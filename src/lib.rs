@@ -12,6 +12,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod jobs;
+pub mod leave;
 pub mod mail;
 pub mod provision;
 pub mod settings;

@@ -1024,3 +1024,55 @@ async fn a_page_of_entries_with_its_relations_costs_the_same_statements_for_5_or
     // BEGIN with the tenant path, the page with projects, clients and tasks, users, COMMIT.
     assert_eq!(many, 4);
 }
+
+#[tokio::test]
+async fn pages_of_entries_follow_each_other_in_date_order() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let _ = catalog(&app, &t, &admin, "100").await;
+    // 45 entries over 9 days, inserted out of date order.
+    exec(
+        &app,
+        "INSERT INTO acme.time_entries (user_id, project_id, work_date, minutes, billable, notes)
+         SELECT 1, 1, date '2026-11-01' + (i * 4) % 9, 15, true, 'e' || i FROM generate_series(1, 45) i",
+    )
+    .await;
+    let mut after = Value::Null;
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    loop {
+        let page = app
+            .gql(
+                &t.host,
+                Some(&admin),
+                "query($a: String) { timeEntries(first: 20, after: $a, filter: {from: \"2026-11-02\"}) { \
+                   edges { cursor node { date notes } } pageInfo { hasNextPage } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        let edges = page["timeEntries"]["edges"].as_array().unwrap().clone();
+        for e in &edges {
+            let notes = e["node"]["notes"].as_str().unwrap();
+            seen.push((
+                e["node"]["date"].as_str().unwrap().to_owned(),
+                notes[1..].parse().unwrap(),
+            ));
+        }
+        if page["timeEntries"]["pageInfo"]["hasNextPage"] != json!(true) {
+            break;
+        }
+        after = edges.last().unwrap()["cursor"].clone();
+    }
+    // Every entry from 2 November on, once, by date and then creation.
+    assert_eq!(seen.len(), 40);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(
+        seen.iter().map(|s| &s.0).collect::<Vec<_>>(),
+        sorted.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    let mut unique = seen.iter().map(|s| s.1).collect::<Vec<_>>();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 40);
+}

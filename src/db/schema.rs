@@ -179,6 +179,52 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    leave_types (id) {
+        id -> BigInt,
+        name -> Text,
+        yearly_allowance_days -> Numeric,
+        accrual -> Text,
+        carry_over_cap_days -> Numeric,
+        half_days_allowed -> Bool,
+        attachment_required_after_days -> Nullable<Numeric>,
+        allow_negative -> Bool,
+        archived -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    holidays (id) {
+        id -> BigInt,
+        day -> Date,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    leave_requests (id) {
+        id -> BigInt,
+        user_id -> BigInt,
+        leave_type_id -> BigInt,
+        first_day -> Date,
+        last_day -> Date,
+        half_day_start -> Bool,
+        half_day_end -> Bool,
+        working_days -> Numeric,
+        reason -> Text,
+        status -> Text,
+        decided_by -> Nullable<BigInt>,
+        decided_at -> Nullable<Timestamptz>,
+        decision_note -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(leave_requests -> leave_types (leave_type_id));
 diesel::joinable!(projects -> clients (client_id));
 diesel::joinable!(time_entries -> projects (project_id));
 diesel::joinable!(time_entries -> tasks (task_id));
@@ -192,5 +238,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     project_members,
     users,
     time_entries,
-    timesheets
+    timesheets,
+    leave_types,
+    holidays,
+    leave_requests
 );

@@ -147,6 +147,12 @@ pub enum EmailTemplate {
     Welcome { user_id: i64 },
     /// A timesheet approved or rejected, to its user.
     TimesheetDecided { timesheet_id: i64 },
+    /// A new leave request, to one approver.
+    LeaveRequested { request_id: i64, to_user_id: i64 },
+    /// A leave request approved or rejected, to its requester.
+    LeaveDecided { request_id: i64 },
+    /// A leave request cancelled by its requester, to one approver.
+    LeaveCancelled { request_id: i64, to_user_id: i64 },
 }
 
 impl EmailTemplate {
@@ -192,19 +198,19 @@ pub async fn render(ctx: &JobContext, template: &EmailTemplate) -> anyhow::Resul
             let Some((email, name)) = user else {
                 return Ok(None);
             };
-            Ok(Some(Email {
-                from: derived.default_from_email,
+            let body = format!(
+                "an account was made for you at {} on Crowdminder.\n\
+                 Sign in as {email} at {site}/login with the password you were given.\n",
+                tenant.name,
+            );
+            let subject = format!("Your account at {}", tenant.name);
+            Ok(Some(letter(
+                derived.default_from_email,
                 from_name,
-                to: email.clone(),
-                to_name: name.clone(),
-                subject: format!("Your account at {}", tenant.name),
-                text: format!(
-                    "Hello {name},\n\nan account was made for you at {company} on Crowdminder.\n\
-                     Sign in as {email} at {site}/login with the password you were given.\n",
-                    name = if name.is_empty() { &email } else { &name },
-                    company = tenant.name,
-                ),
-            }))
+                (email, name),
+                subject,
+                &body,
+            )))
         }
         EmailTemplate::TimesheetDecided { timesheet_id } => {
             let sheet: Option<Timesheet> = timesheets::table
@@ -251,17 +257,189 @@ pub async fn render(ctx: &JobContext, template: &EmailTemplate) -> anyhow::Resul
                 ),
                 _ => return Ok(None),
             };
-            Ok(Some(Email {
-                from: derived.default_from_email,
+            Ok(Some(letter(
+                derived.default_from_email,
                 from_name,
-                to: email.clone(),
-                to_name: name.clone(),
+                (email, name),
                 subject,
-                text: format!(
-                    "Hello {},\n\n{body}",
-                    if name.is_empty() { &email } else { &name }
+                &body,
+            )))
+        }
+        EmailTemplate::LeaveRequested {
+            request_id,
+            to_user_id,
+        }
+        | EmailTemplate::LeaveCancelled {
+            request_id,
+            to_user_id,
+        } => {
+            let Some(leave) = leave_summary(&mut conn, *request_id).await? else {
+                return Ok(None);
+            };
+            let Some((email, name)) = person(&mut conn, *to_user_id).await? else {
+                return Ok(None);
+            };
+            let cancelled = matches!(template, EmailTemplate::LeaveCancelled { .. });
+            let (subject, body) = if cancelled {
+                (
+                    format!("{} cancelled {} leave", leave.requester, leave.type_name),
+                    format!(
+                        "{} cancelled their {} leave from {} to {} ({} working days).\n\n{site}/leave/requests/{request_id}\n",
+                        leave.requester, leave.type_name, leave.first, leave.last, leave.days
+                    ),
+                )
+            } else {
+                (
+                    format!("{} asks for {} leave", leave.requester, leave.type_name),
+                    format!(
+                        "{} asks for {} leave from {} to {} ({} working days).\n{}\n\
+                         Approve or reject it: {site}/leave/requests/{request_id}\n",
+                        leave.requester,
+                        leave.type_name,
+                        leave.first,
+                        leave.last,
+                        leave.days,
+                        if leave.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!("Reason: {}\n", leave.reason)
+                        }
+                    ),
+                )
+            };
+            Ok(Some(letter(
+                derived.default_from_email,
+                from_name,
+                (email, name),
+                subject,
+                &body,
+            )))
+        }
+        EmailTemplate::LeaveDecided { request_id } => {
+            let Some(leave) = leave_summary(&mut conn, *request_id).await? else {
+                return Ok(None);
+            };
+            let Some((email, name)) = person(&mut conn, leave.user_id).await? else {
+                return Ok(None);
+            };
+            let when = leave
+                .decided_at
+                .map(|t| {
+                    t.with_timezone(&settings.time_zone)
+                        .format("%Y-%m-%d %H:%M %Z")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let (subject, body) = match leave.status.as_str() {
+                "APPROVED" => (
+                    format!("Your {} leave from {} is approved", leave.type_name, leave.first),
+                    format!(
+                        "Your {} leave from {} to {} ({} working days) was approved on {when}.\n",
+                        leave.type_name, leave.first, leave.last, leave.days
+                    ),
                 ),
-            }))
+                "REJECTED" => (
+                    format!("Your {} leave from {} is rejected", leave.type_name, leave.first),
+                    format!(
+                        "Your {} leave from {} to {} was rejected on {when}:\n\n  {}\n",
+                        leave.type_name,
+                        leave.first,
+                        leave.last,
+                        leave.note.unwrap_or_default()
+                    ),
+                ),
+                _ => return Ok(None),
+            };
+            let body = format!("{body}\n{site}/leave/requests/{request_id}\n");
+            Ok(Some(letter(
+                derived.default_from_email,
+                from_name,
+                (email, name),
+                subject,
+                &body,
+            )))
         }
     }
+}
+
+/// An email to one person, greeted by name (or address).
+fn letter(
+    from: String,
+    from_name: String,
+    (email, name): (String, String),
+    subject: String,
+    body: &str,
+) -> Email {
+    let greeting = if name.is_empty() {
+        email.clone()
+    } else {
+        name.clone()
+    };
+    Email {
+        from,
+        from_name,
+        to: email,
+        to_name: name,
+        subject,
+        text: format!("Hello {greeting},\n\n{body}"),
+    }
+}
+
+async fn person(
+    conn: &mut diesel_async::AsyncPgConnection,
+    user_id: i64,
+) -> anyhow::Result<Option<(String, String)>> {
+    Ok(users::table
+        .find(user_id)
+        .filter(users::active.eq(true))
+        .select((users::email, users::name))
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+struct LeaveSummary {
+    user_id: i64,
+    requester: String,
+    type_name: String,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+    days: rust_decimal::Decimal,
+    reason: String,
+    status: String,
+    note: Option<String>,
+    decided_at: Option<chrono::DateTime<Utc>>,
+}
+
+async fn leave_summary(
+    conn: &mut diesel_async::AsyncPgConnection,
+    request_id: i64,
+) -> anyhow::Result<Option<LeaveSummary>> {
+    use crate::db::schema::{leave_requests, leave_types};
+    use crate::leave::LeaveRequest;
+    let found: Option<(LeaveRequest, String, String, String)> = leave_requests::table
+        .inner_join(leave_types::table)
+        .inner_join(users::table.on(users::id.eq(leave_requests::user_id)))
+        .filter(leave_requests::id.eq(request_id))
+        .select((
+            LeaveRequest::as_select(),
+            leave_types::name,
+            users::name,
+            users::email,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(found.map(|(r, type_name, name, email)| LeaveSummary {
+        user_id: r.user_id,
+        requester: if name.is_empty() { email } else { name },
+        type_name,
+        first: r.first_day,
+        last: r.last_day,
+        days: r.working_days.normalize(),
+        reason: r.reason,
+        status: r.status,
+        note: r.decision_note,
+        decided_at: r.decided_at,
+    }))
 }

@@ -3,8 +3,8 @@
 //!
 //! - A job is enqueued in the caller's transaction ([`enqueue`]): it exists if and only if
 //!   the work that asked for it committed. The same transaction notifies idle workers.
-//! - Workers ([`worker`]) claim with `FOR UPDATE SKIP LOCKED` and a lease they renew while
-//!   the job runs. A job's work and its removal from the queue commit together, so a job
+//! - Workers ([`worker`]) claim with `FOR UPDATE SKIP LOCKED`, as many jobs at once as they
+//!   have free slots, and hold a lease they renew while the job runs. A job's work and its removal from the queue commit together, so a job
 //!   is never half-done: a worker that dies leaves its job to be claimed again once the
 //!   lease ends, and the dead run's writes were never committed.
 //! - Failures are retried with exponential backoff up to the job's `max_attempts`, then
@@ -87,31 +87,56 @@ pub async fn enqueue(conn: &mut AsyncPgConnection, job: NewJob) -> AppResult<i64
     Ok(id)
 }
 
-/// Claims the next due job of an active tenant (or one whose worker's lease has run out),
-/// leasing it to `worker` for `lease_seconds`.
-pub async fn claim(conn: &mut AsyncPgConnection, worker: &str, lease_seconds: i64) -> AppResult<Option<Job>> {
-    let job = diesel::sql_query(
-        "UPDATE public.jobs j \
+/// Claims up to `limit` due jobs of active tenants, oldest first, leasing them to `worker`
+/// for `lease_seconds`. One statement, answered from the pending jobs' index.
+pub async fn claim(
+    conn: &mut AsyncPgConnection,
+    worker: &str,
+    lease_seconds: i64,
+    limit: i64,
+) -> AppResult<Vec<Job>> {
+    Ok(diesel::sql_query(
+        "WITH next AS ( \
+           SELECT q.id FROM public.jobs q \
+           WHERE q.status = 'PENDING' AND q.run_at <= now() \
+             AND EXISTS (SELECT 1 FROM public.tenants t WHERE t.id = q.tenant_id AND t.status = 'ACTIVE') \
+           ORDER BY q.run_at, q.id \
+           LIMIT $3 \
+           FOR UPDATE OF q SKIP LOCKED \
+         ) \
+         UPDATE public.jobs j \
          SET status = 'RUNNING', attempts = j.attempts + 1, locked_by = $1, \
              locked_until = now() + make_interval(secs => $2), updated_at = now() \
-         FROM ( \
-           SELECT q.id FROM public.jobs q JOIN public.tenants t ON t.id = q.tenant_id \
-           WHERE t.status = 'ACTIVE' AND ( \
-             (q.status = 'PENDING' AND q.run_at <= now()) \
-             OR (q.status = 'RUNNING' AND q.locked_until < now() AND q.attempts < q.max_attempts)) \
-           ORDER BY q.run_at, q.id \
-           LIMIT 1 \
-           FOR UPDATE OF q SKIP LOCKED \
-         ) next \
-         WHERE j.id = next.id \
+         FROM next WHERE j.id = next.id \
          RETURNING j.*",
     )
     .bind::<Text, _>(worker)
     .bind::<BigInt, _>(lease_seconds)
-    .get_result::<Job>(conn)
-    .await
-    .optional()?;
-    Ok(job)
+    .bind::<BigInt, _>(limit)
+    .load::<Job>(conn)
+    .await?)
+}
+
+/// Puts back in the queue the jobs whose worker stopped renewing its lease (it died): their
+/// attempt counts. Those that were on their last attempt are kept as failed.
+pub async fn requeue_abandoned(conn: &mut AsyncPgConnection) -> AppResult<usize> {
+    let failed = fail_abandoned(conn).await?;
+    let requeued = diesel::update(
+        jobs::table
+            .filter(jobs::status.eq("RUNNING"))
+            .filter(jobs::locked_until.lt(diesel::dsl::now))
+            .filter(jobs::attempts.lt(jobs::max_attempts)),
+    )
+    .set((
+        jobs::status.eq("PENDING"),
+        jobs::run_at.eq(diesel::dsl::now),
+        jobs::locked_by.eq(None::<String>),
+        jobs::locked_until.eq(None::<DateTime<Utc>>),
+        jobs::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(failed + requeued)
 }
 
 /// Extends the lease of a job `worker` holds; false when it holds it no more.
@@ -198,7 +223,7 @@ pub async fn release(conn: &mut AsyncPgConnection, ids: &[i64], worker: &str) ->
 }
 
 /// Marks as failed the jobs whose worker died on their last attempt.
-pub async fn fail_abandoned(conn: &mut AsyncPgConnection) -> AppResult<usize> {
+async fn fail_abandoned(conn: &mut AsyncPgConnection) -> AppResult<usize> {
     Ok(diesel::update(
         jobs::table
             .filter(jobs::status.eq("RUNNING"))

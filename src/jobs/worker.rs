@@ -14,9 +14,10 @@ use tracing::Instrument;
 
 use super::handlers::{JobContext, JobServices, Registry};
 use super::schedule::{self, Schedule};
-use super::{Job, claim, complete, fail, fail_abandoned, next_due, release, renew};
+use super::{Job, claim, complete, fail, next_due, release, renew, requeue_abandoned};
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::tenancy::Tenant;
 use crate::tenancy::registry::{self, TenantStatus};
 use crate::tenancy::{Access, TenantDb, pool_error};
 
@@ -129,6 +130,8 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let poll = Duration::from_millis(this.config.poll_ms.max(10));
         let mut next_schedule_check = tokio::time::Instant::now();
+        let mut next_abandoned_check = tokio::time::Instant::now();
+        let abandoned_every = Duration::from_secs((this.config.lease_seconds / 2).clamp(1, 30));
         tracing::info!(worker = %this.id, concurrency = this.config.concurrency, "worker started");
         loop {
             while tasks.try_join_next().is_some() {}
@@ -139,31 +142,44 @@ impl Worker {
                 this.check_schedules().await;
                 next_schedule_check = tokio::time::Instant::now() + Duration::from_secs(30);
             }
-            let permit = tokio::select! {
+            if tokio::time::Instant::now() >= next_abandoned_check {
+                this.requeue_abandoned().await;
+                next_abandoned_check = tokio::time::Instant::now() + abandoned_every;
+            }
+            // Wait for one free slot, then take every other free one: one claim fills them.
+            let first = tokio::select! {
                 permit = Arc::clone(&slots).acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => break,
                 },
                 _ = stopped(&mut shutdown) => break,
             };
+            let mut permits = vec![first];
+            while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+                permits.push(permit);
+            }
             // Listen before looking, so a notice between the look and the wait is not lost.
             let notified = this.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            match this.claim().await {
-                Ok(Some(job)) => {
-                    running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id);
-                    let worker = Arc::clone(&this);
-                    let running = Arc::clone(&running);
-                    tasks.spawn(async move {
-                        let id = job.id;
-                        worker.run_job(job).await;
-                        running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                        drop(permit);
-                    });
+            match this.claim(permits.len()).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for (job, tenant) in claimed {
+                        let Some(permit) = permits.pop() else { break };
+                        running.lock().unwrap_or_else(|e| e.into_inner()).insert(job.id);
+                        let worker = Arc::clone(&this);
+                        let running = Arc::clone(&running);
+                        tasks.spawn(async move {
+                            let id = job.id;
+                            worker.run_job(job, tenant).await;
+                            running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+                            drop(permit);
+                        });
+                    }
+                    // A full batch means more may be waiting: look again at once.
                 }
-                Ok(None) => {
-                    drop(permit);
+                Ok(_) => {
+                    drop(permits);
                     let wait = this.idle_wait(poll).await;
                     tokio::select! {
                         _ = &mut notified => {}
@@ -172,7 +188,7 @@ impl Worker {
                     }
                 }
                 Err(e) => {
-                    drop(permit);
+                    drop(permits);
                     tracing::warn!(worker = %this.id, error = ?e, "cannot claim jobs");
                     tokio::select! {
                         _ = tokio::time::sleep(poll.min(Duration::from_secs(1))) => {}
@@ -184,10 +200,32 @@ impl Worker {
         this.drain(tasks, running).await;
     }
 
-    async fn claim(&self) -> Result<Option<Job>, AppError> {
+    /// Claims up to `slots` jobs, each with its tenant (read in one more statement).
+    async fn claim(&self, slots: usize) -> Result<Vec<(Job, Tenant)>, AppError> {
         let mut conn = self.pool.get().await.map_err(pool_error)?;
         let lease = self.config.lease_seconds as i64;
-        claim(&mut conn, &self.id, lease).await
+        let jobs = claim(&mut conn, &self.id, lease, slots as i64).await?;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.tenant_id).collect();
+        let tenants = registry::find_by_ids(&mut conn, &ids).await?;
+        // A tenant deleted meanwhile took its jobs with it.
+        Ok(jobs
+            .into_iter()
+            .filter_map(|job| tenants.get(&job.tenant_id).cloned().map(|t| (job, t)))
+            .collect())
+    }
+
+    async fn requeue_abandoned(&self) {
+        let Ok(mut conn) = self.pool.get().await else {
+            return;
+        };
+        match requeue_abandoned(&mut conn).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "jobs of workers that stopped are back in the queue"),
+            Err(e) => tracing::warn!(error = ?e, "cannot requeue abandoned jobs"),
+        }
     }
 
     /// How long to sleep with nothing to do: until the next job falls due, at most `poll`.
@@ -195,7 +233,6 @@ impl Worker {
         let Ok(mut conn) = self.pool.get().await else {
             return poll;
         };
-        let _ = fail_abandoned(&mut conn).await;
         match next_due(&mut conn).await {
             Ok(Some(due)) => (due - chrono::Utc::now())
                 .to_std()
@@ -220,14 +257,14 @@ impl Worker {
 
     /// Runs one claimed job to its end: done (removed with its work), failed (retried or
     /// kept), or released when its tenant was suspended meanwhile.
-    async fn run_job(self: &Arc<Self>, job: Job) {
-        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = job.tenant_id, attempt = job.attempts);
-        self.run_job_in_span(job).instrument(span).await
+    async fn run_job(self: &Arc<Self>, job: Job, tenant: Tenant) {
+        let span = tracing::info_span!("job", id = job.id, kind = %job.kind, tenant = %tenant.schema, attempt = job.attempts);
+        self.run_job_in_span(job, tenant).instrument(span).await
     }
 
-    async fn run_job_in_span(self: &Arc<Self>, job: Job) {
+    async fn run_job_in_span(self: &Arc<Self>, job: Job, tenant: Tenant) {
         let renewal = self.keep_leased(job.id);
-        let outcome = self.attempt(&job).await;
+        let outcome = self.attempt(&job, tenant).await;
         renewal.abort();
         let Ok(mut conn) = self.pool.get().await else {
             tracing::warn!("cannot record the job's outcome; its lease will end");
@@ -252,18 +289,8 @@ impl Worker {
         }
     }
 
-    async fn attempt(&self, job: &Job) -> Attempt {
-        let tenant = {
-            let mut conn = match self.pool.get().await {
-                Ok(conn) => conn,
-                Err(e) => return Attempt::Failed(format!("database pool: {e}")),
-            };
-            match registry::find_by_id(&mut conn, job.tenant_id).await {
-                Ok(Some(tenant)) => tenant,
-                Ok(None) => return Attempt::Failed("the tenant no longer exists".to_owned()),
-                Err(e) => return Attempt::Failed(format!("reading the tenant: {e}")),
-            }
-        };
+    async fn attempt(&self, job: &Job, tenant: Tenant) -> Attempt {
+        // Claimed while active; suspended since, it waits.
         if tenant.status != TenantStatus::Active {
             return Attempt::Release;
         }

@@ -176,6 +176,32 @@ pub async fn find_by_id(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<Op
     find(conn, Box::new(tenants::id.eq(id))).await
 }
 
+/// Tenants by id, with their primary hosts, in two statements.
+pub async fn find_by_ids(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Tenant>> {
+    let rows: Vec<TenantRow> = tenants::table
+        .filter(tenants::id.eq_any(ids))
+        .select((tenants::id, tenants::schema_name, tenants::name, tenants::status))
+        .load(conn)
+        .await?;
+    let hosts: Vec<(i64, String)> = tenant_hosts::table
+        .filter(tenant_hosts::tenant_id.eq_any(ids))
+        .filter(tenant_hosts::is_primary.eq(true))
+        .select((tenant_hosts::tenant_id, tenant_hosts::host))
+        .load(conn)
+        .await?;
+    let hosts: std::collections::HashMap<i64, String> = hosts.into_iter().collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let primary = hosts.get(&row.0).cloned();
+            (row.0, tenant_from_row(row, primary))
+        })
+        .collect())
+}
+
 /// The one tenant matching `predicate`, with its primary host.
 async fn find(
     conn: &mut AsyncPgConnection,

@@ -271,11 +271,13 @@ pub fn stream(
                 let mut rows = reports::report_query(&settings, &request.report)
                     .load_stream::<ReportRow>(&mut *conn)
                     .await?;
+                let mut sum = reports::totals(&[]);
                 while let Some(row) = rows.next().await {
                     let row = row?;
-                    if row.is_total && !request.totals && !keys.is_empty() {
-                        continue;
-                    }
+                    sum.billable_minutes += row.billable_minutes;
+                    sum.non_billable_minutes += row.non_billable_minutes;
+                    sum.amount += row.amount;
+                    sum.entries += row.entries;
                     writer
                         .write_record(record(&keys, &names, &row, &settings.currency))
                         .map_err(AppError::internal)?;
@@ -285,6 +287,11 @@ pub fn stream(
                             return Ok(());
                         }
                     }
+                }
+                if request.totals && !keys.is_empty() {
+                    writer
+                        .write_record(record(&keys, &names, &sum, &settings.currency))
+                        .map_err(AppError::internal)?;
                 }
             }
             let chunk = take_chunk(&mut writer).map_err(AppError::internal)?;

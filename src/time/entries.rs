@@ -824,10 +824,14 @@ pub async fn page(
         .limit(limit)
         .into_boxed();
     if let Some((date, id)) = after {
+        // A row comparison, which an index on (work_date, id) answers directly; the
+        // equivalent OR of two conditions makes PostgreSQL scan.
         query = query.filter(
-            time_entries::work_date
-                .gt(date)
-                .or(time_entries::work_date.eq(date).and(time_entries::id.gt(id))),
+            diesel::dsl::sql::<diesel::sql_types::Bool>("(time_entries.work_date, time_entries.id) > (")
+                .bind::<diesel::sql_types::Date, _>(date)
+                .sql(", ")
+                .bind::<diesel::sql_types::BigInt, _>(id)
+                .sql(")"),
         );
     }
     if let Some(from) = filter.from {

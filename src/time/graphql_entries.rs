@@ -15,7 +15,7 @@ use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
 use crate::auth::graphql::UserNode;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, RequestContext, expect_global_id, global_id};
+use crate::graphql::{ContextExt, PageArgs, RequestContext, expect_global_id, global_id, own_or_asked};
 use crate::settings::{self, TenantSettings};
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
@@ -433,7 +433,9 @@ pub struct UtilizationRow {
     user: Option<UserNode>,
     billable_hours: Decimal,
     non_billable_hours: Decimal,
-    /// Working days in the range x BILLABLE_HOURS_IN_WORKING_DAY.
+    /// Approved leave in the range, in hours.
+    leave_hours: Decimal,
+    /// (Working days in the range - days on approved leave) x BILLABLE_HOURS_IN_WORKING_DAY.
     available_hours: Decimal,
     /// Billable over available, 0 to 1 (more with overtime); null when nothing is available.
     utilization: Option<Decimal>,
@@ -443,7 +445,7 @@ pub struct UtilizationRow {
 pub struct UtilizationReport {
     from: NaiveDate,
     to: NaiveDate,
-    /// Days of the tenant's work week in the range.
+    /// Days of the tenant's work week in the range, less its public holidays.
     working_days: i64,
     rows: Vec<UtilizationRow>,
 }
@@ -525,16 +527,8 @@ impl TimeQuery {
         let actor = req.actor().await?;
         let page = PageArgs::parse(first, after)?;
         let f = filter.unwrap_or_default();
-        let asked = f
-            .user_id
-            .map(|id| expect_global_id("filter.userId", &id, "User"))
-            .transpose()?;
         let filter = TimesheetFilter {
-            user_id: if actor.role == Role::Member {
-                Some(actor.user_id)
-            } else {
-                asked
-            },
+            user_id: own_or_asked(actor, "filter.userId", f.user_id)?,
             status: f.status,
             from: f.from,
             to: f.to,
@@ -587,8 +581,9 @@ impl TimeQuery {
         })
     }
 
-    /// Per user: billable hours over the working days in the range x
-    /// BILLABLE_HOURS_IN_WORKING_DAY. Members get their own.
+    /// Per user: billable hours over the hours they could bill: working days in the range
+    /// (the work week less holidays), less approved leave, x BILLABLE_HOURS_IN_WORKING_DAY.
+    /// Members get their own.
     async fn utilization(
         &self,
         ctx: &Context<'_>,
@@ -601,11 +596,13 @@ impl TimeQuery {
         ReportRequest::new(from, to, Vec::new(), ReportFilter::default())?;
         let users = visible_users(actor, ids("userIds", user_ids, "User")?);
         let settings = tenant_settings(req).await?;
-        let working_days = reports::working_days(&settings.work_week, from, to);
-        let available = Decimal::from(working_days) * settings.billable_hours_in_working_day;
-        let rows = {
+        let per_day = settings.billable_hours_in_working_day;
+        let (working_days, rows, leave) = {
             let mut conn = req.db.conn().await?;
-            reports::minutes_per_user(&mut conn, from, to, users).await?
+            let calendar = crate::leave::calendar(&mut conn, &settings, from, to).await?;
+            let rows = reports::minutes_per_user(&mut conn, from, to, users).await?;
+            let leave = crate::leave::approved_days(&mut conn, &calendar, from, to).await?;
+            (calendar.days_between(from, to), rows, leave)
         };
         req.users
             .load_many(rows.iter().map(|r| r.user_id))
@@ -614,10 +611,13 @@ impl TimeQuery {
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let billable = Decimal::from(row.billable_minutes) / Decimal::from(60);
+            let leave_days = leave.get(&row.user_id).copied().unwrap_or_default();
+            let available = ((Decimal::from(working_days) - leave_days) * per_day).max(Decimal::ZERO);
             out.push(UtilizationRow {
                 user: UserNode::visible(ctx, row.user_id).await?,
                 billable_hours: billable.round_dp(2).normalize(),
                 non_billable_hours: reports::hours(row.non_billable_minutes),
+                leave_hours: (leave_days * per_day).normalize(),
                 available_hours: available.normalize(),
                 utilization: (!available.is_zero()).then(|| (billable / available).round_dp(4).normalize()),
             });

@@ -1,0 +1,199 @@
+//! The job queue at work: no-op jobs spread over 100 tenants, drained by workers of 2 and
+//! of 8 concurrent jobs, and the delay from a job's commit to its start when a worker waits
+//! on LISTEN/NOTIFY.
+//!
+//! Run with `scripts/bench-jobs.sh` (a private PostgreSQL), or by hand with
+//! `BENCH_DATABASE_URL` pointing at an empty database: `cargo bench --bench jobs`.
+//! `BENCH_TENANTS` (default 100), `BENCH_JOBS` (default 5000) and `BENCH_LATENCY_JOBS`
+//! (default 500) adjust the run.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
+use crowdminder::db;
+use crowdminder::http::AppState;
+use crowdminder::jobs::handlers::{JobContext, JobServices, Registry};
+use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig, WorkerStats, worker_id};
+use crowdminder::jobs::{self, NewJob};
+use crowdminder::mail::{MailConfig, Mailer};
+use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::tenancy::migrations;
+use crowdminder::tenancy::registry::NewTenant;
+use diesel::sql_types::{BigInt, Integer};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+
+const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn worker(url: &str, state: &AppState, registry: Registry, concurrency: usize) -> Worker {
+    let pool = db::build_pool(&DatabaseConfig::new(url, concurrency + 2)).unwrap();
+    Worker {
+        id: worker_id(concurrency),
+        pool,
+        registry: Arc::new(registry),
+        services: Arc::new(JobServices {
+            config: ServiceConfig::with_secret(JWT_SECRET),
+            settings: Arc::clone(&state.services.settings),
+            mailer: Mailer::new(&MailConfig::files(
+                std::env::temp_dir().join("crowdminder-bench-mail"),
+            ))
+            .unwrap(),
+        }),
+        config: WorkerConfig {
+            concurrency,
+            lease_seconds: 60,
+            poll_ms: 5_000,
+            backoff_ms: 1_000,
+            grace_seconds: 10,
+        },
+        schedules: Vec::new(),
+        wake: Arc::clone(&state.jobs_wake),
+        stats: Arc::new(WorkerStats::default()),
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+async fn queue_len(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    diesel::sql_query("SELECT count(*) AS n FROM public.jobs")
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
+fn main() {
+    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
+    let tenants: usize = env_or("BENCH_TENANTS", 100);
+    let job_count: i32 = env_or("BENCH_JOBS", 5000);
+    let latency_jobs: usize = env_or("BENCH_LATENCY_JOBS", 500);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut conn = db::connect(&url).await.unwrap();
+        migrations::migrate_public(&mut conn).await.unwrap();
+        for i in 0..tenants {
+            let schema = format!("j{i:03}");
+            provision::create_tenant(
+                &mut conn,
+                &NewTenant::parse(&schema, &schema, &format!("{schema}.jobs.localhost")).unwrap(),
+                FirstAdmin {
+                    email: "admin@bench.example".into(),
+                    name: String::new(),
+                    password: Secret::new("bench-admin-password"),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        println!("== {tenants} tenants");
+        let pool = db::build_pool(&DatabaseConfig::new(url.clone(), 2)).unwrap();
+        let state = AppState::new(pool, ServiceConfig::with_secret(JWT_SECRET), Secret::new(url.clone())).unwrap();
+        // Let the change listener connect before anything is timed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+
+        for concurrency in [2, 8] {
+            // The jobs first, round-robin over the tenants, then the worker drains them.
+            diesel::sql_query(
+                "INSERT INTO public.jobs (kind, tenant_id) \
+                 SELECT 'noop', t.id FROM generate_series(1, $1) i \
+                 JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM public.tenants) t \
+                   ON t.n = i % (SELECT count(*) FROM public.tenants)",
+            )
+            .bind::<Integer, _>(job_count)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            let (stop, rx) = Shutdown::new();
+            let started = Instant::now();
+            let handle = worker(&url, &state, Registry::standard(), concurrency).spawn(rx);
+            while queue_len(&mut conn).await > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            stop.trigger();
+            handle.await.unwrap();
+            println!(
+                "no-op jobs over {tenants} tenants, {concurrency} at once   {job_count} in {elapsed:.2} s: {:.0} jobs/s",
+                f64::from(job_count) / elapsed
+            );
+        }
+
+        // Commit to start: one job at a time into an idle worker woken by NOTIFY.
+        let starts: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
+        let mut registry = Registry::standard();
+        {
+            let starts = Arc::clone(&starts);
+            registry.register("stamp", move |ctx: JobContext| {
+                let now = Instant::now();
+                starts.lock().unwrap().insert(ctx.job.id, now);
+                Box::pin(async { Ok(()) })
+            });
+        }
+        let (stop, rx) = Shutdown::new();
+        let handle = worker(&url, &state, registry, 8).spawn(rx);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tenant_ids: Vec<i64> = {
+            use diesel::QueryDsl;
+            crowdminder::db::schema::tenants::table
+                .select(crowdminder::db::schema::tenants::id)
+                .load(&mut conn)
+                .await
+                .unwrap()
+        };
+        let mut committed = HashMap::new();
+        for i in 0..latency_jobs {
+            let tenant_id = tenant_ids[i % tenant_ids.len()];
+            // Timed from just before COMMIT is sent: the delay includes the commit itself.
+            let (id, at) = conn
+                .transaction::<_, diesel::result::Error, _>(async |c| {
+                    let id = jobs::enqueue(c, NewJob::new("stamp", tenant_id, serde_json::json!({})))
+                        .await
+                        .unwrap();
+                    Ok((id, Instant::now()))
+                })
+                .await
+                .unwrap();
+            committed.insert(id, at);
+            // Idle between jobs, as a quiet queue is.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        while queue_len(&mut conn).await > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.trigger();
+        handle.await.unwrap();
+        let starts = starts.lock().unwrap();
+        let mut delays: Vec<f64> = committed
+            .iter()
+            .filter_map(|(id, at)| starts.get(id).map(|s| s.saturating_duration_since(*at).as_secs_f64() * 1000.0))
+            .collect();
+        delays.sort_by(f64::total_cmp);
+        println!(
+            "commit to start (LISTEN/NOTIFY, idle worker)  n={}  median {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+            delays.len(),
+            percentile(&delays, 0.5),
+            percentile(&delays, 0.99),
+            delays[delays.len() - 1]
+        );
+    });
+}

@@ -1,0 +1,230 @@
+//! Time tracking at size: one tenant with 1,000,000 entries (50 users, 200 projects of 40
+//! clients, a year of dates). Times, through the API (the release server, over loopback)
+//! and as the same SQL sent directly on one connection:
+//! - `billableHours` grouped by client and month over the year;
+//! - a 100-row page of `timeEntries` with project, client, task and user, mid-year.
+//!
+//! Run with `scripts/bench-time.sh`, or by hand with `BENCH_DATABASE_URL` pointing at an
+//! empty database and the release binary built: `cargo bench --bench time`.
+//! `BENCH_ENTRIES` (default 1000000) and `BENCH_RUNS` (default 15) adjust the run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use crowdminder::config::Secret;
+use crowdminder::db;
+use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::settings::TenantSettings;
+use crowdminder::tenancy::migrations;
+use crowdminder::tenancy::registry::NewTenant;
+use crowdminder::time::entries::{self, EntryFilter};
+use crowdminder::time::reports::{self, GroupBy, ReportFilter, ReportRequest};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use serde_json::{Value, json};
+
+const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
+const PORT: u16 = 18_182;
+const HOST: &str = "big.bench.localhost";
+const PASSWORD: &str = "bench-admin-password";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn binary() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/crowdminder");
+    assert!(
+        path.exists(),
+        "build the release binary first: cargo build --release"
+    );
+    path
+}
+
+fn median(mut ms: Vec<f64>) -> f64 {
+    ms.sort_by(f64::total_cmp);
+    ms[ms.len() / 2]
+}
+
+fn start_server(url: &str) -> Child {
+    Command::new(binary())
+        .args(["serve", "--no-worker", "--bind", &format!("127.0.0.1:{PORT}")])
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DB_POOL_SIZE", "4")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn graphql(client: &reqwest::Client, token: Option<&str>, query: &str, variables: Value) -> Value {
+    let mut request = client
+        .post(format!("http://127.0.0.1:{PORT}/graphql"))
+        .header("Host", HOST)
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let body: Value = request.send().await.unwrap().json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+/// Fills the tenant `big` in SQL: users, clients, projects, tasks and entries.
+async fn fill(conn: &mut AsyncPgConnection, entries: i64) {
+    conn.batch_execute(&format!(
+        "INSERT INTO big.users (email, name, role, password_hash)
+           SELECT 'user' || i || '@big.example', 'User ' || i, 'MEMBER', NULL FROM generate_series(2, 50) i;
+         INSERT INTO big.clients (name) SELECT 'Client ' || i FROM generate_series(1, 40) i;
+         INSERT INTO big.projects (client_id, code, name, hourly_rate)
+           SELECT 1 + (i - 1) % 40, 'P' || i, 'Project ' || i, 80 + (i % 9) * 12.5 FROM generate_series(1, 200) i;
+         INSERT INTO big.tasks (project_id, name)
+           SELECT p, t FROM generate_series(1, 200) p, unnest(ARRAY['Build', 'Meetings']) t;
+         INSERT INTO big.time_entries (user_id, project_id, task_id, work_date, minutes, notes,
+                                       billable, hourly_rate, status)
+           SELECT 1 + i % 50, 1 + (i * 7) % 200, 2 * ((i * 7) % 200) + 1 + i % 2,
+                  date '2025-12-01' + (i % 365), 15 * (1 + i % 16), 'Entry ' || i,
+                  i % 5 <> 0, 80 + (i % 9) * 12.5, 'APPROVED'
+           FROM generate_series(1, {entries}) i;
+         ANALYZE big.time_entries; ANALYZE big.projects; ANALYZE big.clients; ANALYZE big.users; ANALYZE big.tasks;"
+    ))
+    .await
+    .unwrap();
+}
+
+fn main() {
+    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
+    let entries: i64 = env_or("BENCH_ENTRIES", 1_000_000);
+    let runs: usize = env_or("BENCH_RUNS", 15);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let mut conn = db::connect(&url).await.unwrap();
+        migrations::migrate_public(&mut conn).await.unwrap();
+        provision::create_tenant(
+            &mut conn,
+            &NewTenant::parse("big", "Big Consulting", HOST).unwrap(),
+            FirstAdmin {
+                email: "admin@big.example".into(),
+                name: "Admin".into(),
+                password: Secret::new(PASSWORD),
+            },
+        )
+        .await
+        .unwrap();
+        let started = Instant::now();
+        fill(&mut conn, entries).await;
+        println!(
+            "== one tenant, {entries} entries, 50 users, 200 projects (filled in {:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
+
+        let mut server = start_server(&url);
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("http://127.0.0.1:{PORT}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let login = graphql(
+            &client,
+            None,
+            "mutation($p: String!) { login(email: \"admin@big.example\", password: $p) { token } }",
+            json!({ "p": PASSWORD }),
+        )
+        .await;
+        let token = login["login"]["token"].as_str().unwrap().to_owned();
+
+        // The direct connection runs in the tenant's schema, as the server's unit does.
+        conn.batch_execute("SET search_path = big").await.unwrap();
+        let from = NaiveDate::from_ymd_opt(2025, 12, 1).unwrap();
+        let to = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let settings = TenantSettings::default();
+
+        // billableHours by client and month over the year.
+        let report_query = "query($from: NaiveDate!, $to: NaiveDate!) { billableHours(from: $from, to: $to, groupBy: [CLIENT, MONTH]) { \
+            rows { client { name } month billableMinutes nonBillableMinutes amount } totals { billableMinutes amount } } }";
+        let request = ReportRequest::new(from, to, vec![GroupBy::Client, GroupBy::Month], ReportFilter::default()).unwrap();
+        let mut api = Vec::new();
+        let mut sql = Vec::new();
+        let mut rows = 0;
+        for _ in 0..runs {
+            let t = Instant::now();
+            let data = graphql(&client, Some(&token), report_query, json!({ "from": from, "to": to })).await;
+            api.push(t.elapsed().as_secs_f64() * 1000.0);
+            rows = data["billableHours"]["rows"].as_array().unwrap().len();
+            let t = Instant::now();
+            let direct = reports::billable_hours(&mut conn, &settings, &request).await.unwrap();
+            sql.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(direct.len(), rows + 1);
+        }
+        let (api_ms, sql_ms) = (median(api), median(sql));
+        println!(
+            "billableHours by client and month, a year   API {api_ms:>7.1} ms   SQL {sql_ms:>7.1} ms   x{:.2}  ({rows} rows)",
+            api_ms / sql_ms
+        );
+
+        // A 100-row page of entries, mid-year, with project, client, task and user.
+        let cursor_date = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let cursor_id: i64 = crowdminder::db::schema::time_entries::table
+            .filter(crowdminder::db::schema::time_entries::work_date.eq(cursor_date))
+            .select(diesel::dsl::min(crowdminder::db::schema::time_entries::id))
+            .first::<Option<i64>>(&mut conn)
+            .await
+            .unwrap()
+            .unwrap();
+        let after = base64_cursor(cursor_date, cursor_id);
+        let page_query = "query($after: String) { timeEntries(first: 100, after: $after) { edges { node { \
+            date minutes amount notes project { name client { name } } task { name } user { email } } } } }";
+        let filter = EntryFilter::default();
+        let mut api = Vec::new();
+        let mut sql = Vec::new();
+        for _ in 0..runs {
+            let t = Instant::now();
+            let data = graphql(&client, Some(&token), page_query, json!({ "after": after })).await;
+            api.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(data["timeEntries"]["edges"].as_array().unwrap().len(), 100);
+            let t = Instant::now();
+            let page = entries::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
+                .await
+                .unwrap();
+            let users: Vec<i64> = page.iter().map(|(e, ..)| e.user_id).collect();
+            let _: Vec<(i64, String)> = crowdminder::db::schema::users::table
+                .filter(crowdminder::db::schema::users::id.eq_any(users))
+                .select((crowdminder::db::schema::users::id, crowdminder::db::schema::users::email))
+                .load(&mut conn)
+                .await
+                .unwrap();
+            sql.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (api_ms, sql_ms) = (median(api), median(sql));
+        println!(
+            "timeEntries(first: 100) with relations      API {api_ms:>7.1} ms   SQL {sql_ms:>7.1} ms   x{:.2}",
+            api_ms / sql_ms
+        );
+        println!("  (the SQL side: the page joined with projects, clients and tasks, then its users;");
+        println!("   the API adds BEGIN/COMMIT, authentication, GraphQL and HTTP on loopback)");
+        let _ = server.kill();
+        let _ = server.wait();
+    });
+}
+
+/// The opaque cursor the API gives for an entry: base64 of the JSON `[date, id]`.
+fn base64_cursor(date: NaiveDate, id: i64) -> String {
+    use async_graphql::connection::{CursorType, OpaqueCursor};
+    OpaqueCursor((date, id)).encode_cursor()
+}

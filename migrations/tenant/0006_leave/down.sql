@@ -1,0 +1,3 @@
+DROP TABLE leave_requests;
+DROP TABLE holidays;
+DROP TABLE leave_types;
