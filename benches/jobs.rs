@@ -123,6 +123,11 @@ fn main() {
             .execute(&mut conn)
             .await
             .unwrap();
+            // A queue in service has statistics; a table just filled has none yet.
+            diesel::sql_query("ANALYZE public.jobs")
+                .execute(&mut conn)
+                .await
+                .unwrap();
             let (stop, rx) = Shutdown::new();
             let started = Instant::now();
             let handle = worker(&url, &state, Registry::standard(), concurrency).spawn(rx);
