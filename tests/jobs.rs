@@ -8,14 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveTime;
-use common::{JWT_SECRET, TestApp, TestTenant};
-use crowdminder::config::{DatabaseConfig, ServiceConfig};
-use crowdminder::db;
-use crowdminder::jobs::handlers::{JobContext, JobServices, Registry};
+use common::{JWT_SECRET, TestApp, TestTenant, fast_config, temp_dir, worker};
+use crowdminder::jobs::handlers::{JobContext, Registry};
 use crowdminder::jobs::schedule::{Every, Schedule};
-use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig, WorkerStats, worker_id};
+use crowdminder::jobs::worker::Shutdown;
 use crowdminder::jobs::{self, NewJob};
-use crowdminder::mail::{MailConfig, Mailer};
+use crowdminder::mail::MailConfig;
 use crowdminder::tenancy::registry::{self, TenantStatus};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
@@ -61,48 +59,6 @@ fn registry_with_probe(log: &Log, pause: Duration) -> Registry {
         })
     });
     registry
-}
-
-fn fast_config(concurrency: usize) -> WorkerConfig {
-    WorkerConfig {
-        concurrency,
-        lease_seconds: 10,
-        poll_ms: 200,
-        backoff_ms: 50,
-        grace_seconds: 5,
-    }
-}
-
-/// A worker on its own pool of `pool_size`, woken by `app`'s change listener.
-fn worker(
-    app: &TestApp,
-    registry: Registry,
-    config: WorkerConfig,
-    mail: MailConfig,
-    pool_size: usize,
-    schedules: Vec<Schedule>,
-) -> Worker {
-    let pool = db::build_pool(&DatabaseConfig::new(app.db.url.clone(), pool_size)).unwrap();
-    Worker {
-        id: worker_id(pool_size),
-        pool,
-        registry: Arc::new(registry),
-        services: Arc::new(JobServices {
-            config: ServiceConfig::with_secret(JWT_SECRET),
-            settings: Arc::clone(&app.state.services.settings),
-            mailer: Mailer::new(&mail).unwrap(),
-        }),
-        config,
-        schedules,
-        wake: Arc::clone(&app.state.jobs_wake),
-        stats: Arc::new(WorkerStats::default()),
-    }
-}
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("crowdminder-{name}-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 async fn enqueue(app: &TestApp, job: NewJob) -> i64 {
@@ -499,24 +455,7 @@ async fn emails_carry_their_tenants_address_and_site() {
         app.create_user(t, &admin, &format!("new@{}.example", t.schema), "MEMBER")
             .await;
     }
-    let outbox = temp_dir("emails");
-    let (stop, rx) = Shutdown::new();
-    let handle = worker(
-        &app,
-        Registry::standard(),
-        fast_config(2),
-        MailConfig::files(&outbox),
-        3,
-        Vec::new(),
-    )
-    .spawn(rx);
-    until(Duration::from_secs(20), || async { queue_len(&app).await == 0 }).await;
-    stop.trigger();
-    handle.await.unwrap();
-    let mut emails: Vec<String> = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let mut emails = common::drain_outbox(&app).await;
     emails.sort_by_key(|e| e.contains("globex"));
     assert_eq!(emails.len(), 2);
     for (email, t) in emails.iter().zip([&a, &b]) {
@@ -531,7 +470,6 @@ async fn emails_carry_their_tenants_address_and_site() {
         assert!(email.contains(&format!("https://{}/login", t.host)), "{email}");
     }
     assert!(!emails[0].contains("globex") && !emails[1].contains("acme"));
-    let _ = std::fs::remove_dir_all(&outbox);
 }
 
 #[tokio::test]

@@ -28,6 +28,25 @@ async fn holiday(app: &TestApp, t: &TestTenant, admin: &str, day: &str) {
     .await;
 }
 
+/// A member, and a leave type "Vacation" of `allowance` days a year.
+async fn member_and_vacation(
+    app: &TestApp,
+    t: &TestTenant,
+    admin: &str,
+    email: &str,
+    allowance: &str,
+) -> (String, Value) {
+    let member = app.create_user(t, admin, email, "MEMBER").await;
+    let vacation = leave_type(
+        app,
+        t,
+        admin,
+        json!({ "name": "Vacation", "yearlyAllowanceDays": allowance }),
+    )
+    .await;
+    (member, vacation)
+}
+
 fn request(type_id: &Value, first: &str, last: &str) -> Value {
     json!({ "i": { "leaveTypeId": type_id, "firstDay": first, "lastDay": last } })
 }
@@ -458,14 +477,7 @@ async fn approved_leave_reduces_available_hours_in_utilization() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    let vacation = leave_type(
-        &app,
-        &t,
-        &admin,
-        json!({ "name": "Vacation", "yearlyAllowanceDays": "25" }),
-    )
-    .await;
+    let (member, vacation) = member_and_vacation(&app, &t, &admin, "dev@acme.example", "25").await;
     let r = app
         .gql(
             &t.host,
@@ -494,4 +506,134 @@ async fn approved_leave_reduces_available_hours_in_utilization() {
     assert_eq!(u["utilization"]["workingDays"], 4);
     assert_eq!(u["utilization"]["rows"][0]["leaveHours"], "16");
     assert_eq!(u["utilization"]["rows"][0]["availableHours"], "16");
+}
+
+#[tokio::test]
+async fn team_balances_cost_the_same_statements_for_20_or_200_users() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    for i in 0..5 {
+        leave_type(
+            &app,
+            &t,
+            &admin,
+            json!({ "name": format!("Type {i}"), "yearlyAllowanceDays": "20", "carryOverCapDays": "5",
+                    "accrual": if i % 2 == 0 { "UPFRONT" } else { "MONTHLY" } }),
+        )
+        .await;
+    }
+    holiday(&app, &t, &admin, "2026-05-01").await;
+    // 200 members since 2024, each with approved leave in 2025 and a pending request in 2026.
+    let mut conn = app.raw_conn().await;
+    diesel_async::SimpleAsyncConnection::batch_execute(
+        &mut conn,
+        "INSERT INTO acme.users (email, name, role, created_at)
+           SELECT 'u' || i || '@acme.example', 'User ' || i, 'MEMBER', '2024-01-01' FROM generate_series(1, 200) i;
+         INSERT INTO acme.leave_requests (user_id, leave_type_id, first_day, last_day, working_days, status)
+           SELECT u.id, 1 + u.id % 5, date '2025-03-03', date '2025-03-07', 5, 'APPROVED'
+           FROM acme.users u WHERE u.email LIKE 'u%';
+         INSERT INTO acme.leave_requests (user_id, leave_type_id, first_day, last_day, working_days, status)
+           SELECT u.id, 1 + u.id % 5, date '2026-04-27', date '2026-05-01', 4, 'PENDING'
+           FROM acme.users u WHERE u.email LIKE 'u%';",
+    )
+    .await
+    .unwrap();
+    let row_ids: Vec<i64> = diesel_async::RunQueryDsl::load::<Row>(
+        diesel::sql_query("SELECT id AS n FROM acme.users WHERE email LIKE 'u%' ORDER BY id"),
+        &mut conn,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|r| r.n)
+    .collect();
+    let user_ids: Vec<String> = row_ids
+        .iter()
+        .map(|id| crowdminder::graphql::global_id("User", *id).0)
+        .collect();
+    assert_eq!(user_ids.len(), 200);
+    let query = |ids: &[String]| {
+        format!(
+            "{{ teamLeaveBalances(year: 2026, asOf: \"2026-07-01\", userIds: {}) {{ user {{ email }} \
+               balances {{ leaveType {{ name }} accrued carriedOver taken pending remaining }} }} }}",
+            serde_json::to_string(ids).unwrap()
+        )
+    };
+    app.execute_counted(&t, &admin, &query(&user_ids[..1])).await;
+    let (few, twenty) = app.execute_counted(&t, &admin, &query(&user_ids[..20])).await;
+    let (all, two_hundred) = app.execute_counted(&t, &admin, &query(&user_ids)).await;
+    assert_eq!(few["teamLeaveBalances"].as_array().unwrap().len(), 20);
+    let rows = all["teamLeaveBalances"].as_array().unwrap();
+    assert_eq!(rows.len(), 200);
+    assert_eq!(twenty, two_hundred, "statements must not grow with the users");
+    // BEGIN, join dates, types, requests, holidays, users, COMMIT.
+    assert_eq!(two_hundred, 7);
+    // Each user: 5 balances; the type of their requests carries 5 over (capped; 20 - 5 = 15
+    // unused in 2025) and has 4 pending (the holiday on 1 May does not count).
+    for row in rows {
+        let balances = row["balances"].as_array().unwrap();
+        assert_eq!(balances.len(), 5);
+        let with_leave: Vec<&Value> = balances.iter().filter(|b| b["pending"] != "0").collect();
+        assert_eq!(with_leave.len(), 1, "{row}");
+        assert_eq!(with_leave[0]["carriedOver"], "5");
+        assert_eq!(with_leave[0]["pending"], "4");
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[tokio::test]
+async fn leave_emails_come_from_their_own_tenant() {
+    let app = TestApp::new().await;
+    let mut hosts = Vec::new();
+    for schema in ["acme", "globex"] {
+        let t = app.create_tenant(schema).await;
+        let admin = app.login_admin(&t).await;
+        let (member, vacation) =
+            member_and_vacation(&app, &t, &admin, &format!("dev@{schema}.example"), "20").await;
+        let r = app
+            .gql(
+                &t.host,
+                Some(&member),
+                REQUEST,
+                request(&vacation, "2026-12-07", "2026-12-08"),
+            )
+            .await;
+        app.gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { rejectLeave(id: $id, reason: \"Release week\") { status } }",
+            json!({ "id": r["requestLeave"]["id"] }),
+        )
+        .await;
+        hosts.push(t);
+    }
+    let emails = common::drain_outbox(&app).await;
+    // Per tenant: a welcome, the request to the admin, the rejection to the member.
+    assert_eq!(emails.len(), 6);
+    for t in &hosts {
+        let other = hosts.iter().find(|o| o.schema != t.schema).unwrap();
+        let request_mail = emails
+            .iter()
+            .find(|e| e.contains("asks for Vacation leave") && e.contains(&t.host))
+            .unwrap();
+        assert!(
+            request_mail.contains(&format!("<no-reply@{}>", t.host)),
+            "{request_mail}"
+        );
+        assert!(request_mail.contains(&format!("https://{}/leave/requests/", t.host)));
+        assert!(!request_mail.contains(&other.host));
+        let rejection = emails
+            .iter()
+            .find(|e| e.contains("is rejected") && e.contains(&t.host))
+            .unwrap();
+        assert!(rejection.contains(&format!("dev@{}.example", t.schema)));
+        assert!(rejection.contains("Release week"));
+        assert!(!rejection.contains(&other.host));
+    }
 }

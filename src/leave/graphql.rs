@@ -202,6 +202,13 @@ impl From<Balance> for LeaveBalance {
     }
 }
 
+/// One user's balances.
+#[derive(SimpleObject)]
+pub struct UserLeaveBalances {
+    user: Option<UserNode>,
+    balances: Vec<LeaveBalance>,
+}
+
 #[derive(InputObject)]
 pub struct CreateLeaveTypeInput {
     name: String,
@@ -264,6 +271,18 @@ pub struct LeaveQuery;
 
 #[Object]
 impl LeaveQuery {
+    /// Balances of many users at once (managers and admins): those in `userIds`, or every
+    /// active user; in a fixed number of statements whatever their number.
+    async fn team_leave_balances(
+        &self,
+        ctx: &Context<'_>,
+        user_ids: Option<Vec<ID>>,
+        year: Option<i32>,
+        as_of: Option<NaiveDate>,
+    ) -> async_graphql::Result<Vec<UserLeaveBalances>> {
+        Ok(team_balances(ctx, user_ids, year, as_of).await?)
+    }
+
     async fn leave_types(
         &self,
         ctx: &Context<'_>,
@@ -364,6 +383,52 @@ impl LeaveQuery {
 
 #[derive(Default)]
 pub struct LeaveMutation;
+
+/// Many users' balances (managers and admins), computed together in a fixed number of
+/// statements however many users: the users asked for, or every active user.
+async fn team_balances(
+    ctx: &Context<'_>,
+    user_ids: Option<Vec<ID>>,
+    year: Option<i32>,
+    as_of: Option<NaiveDate>,
+) -> AppResult<Vec<UserLeaveBalances>> {
+    let req = ctx.request();
+    req.actor().await?.require(
+        &[Role::Admin, Role::Manager],
+        "only managers and admins see everyone's balances",
+    )?;
+    let settings = tenant_settings(req).await?;
+    let today = Utc::now().with_timezone(&settings.time_zone).date_naive();
+    let as_of = as_of.unwrap_or(today);
+    let year = year.unwrap_or_else(|| leave::leave_year_of(as_of, settings.leave_year_start_month));
+    let (ids, mut balances) = {
+        let mut conn = req.db.conn().await?;
+        let ids = match user_ids {
+            Some(ids) => ids
+                .iter()
+                .map(|id| expect_global_id("userIds", id, "User"))
+                .collect::<AppResult<Vec<i64>>>()?,
+            None => leave::active_users(&mut conn).await?,
+        };
+        let balances = leave::balances_of(&mut conn, &settings, &ids, year, as_of, None).await?;
+        (ids, balances)
+    };
+    req.users
+        .load_many(ids.iter().copied())
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("loading users: {e:?}")))?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(user_balances) = balances.remove(&id) else {
+            continue;
+        };
+        out.push(UserLeaveBalances {
+            user: UserNode::visible(ctx, id).await?,
+            balances: user_balances.into_iter().map(LeaveBalance::from).collect(),
+        });
+    }
+    Ok(out)
+}
 
 #[Object]
 impl LeaveMutation {

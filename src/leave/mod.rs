@@ -282,7 +282,6 @@ impl Balance {
 }
 
 /// Balances of `user_id` in leave year `year` as of `as_of`, for every type (or one).
-/// Carry-over is worked out year by year from the leave year the user joined in.
 pub async fn balances(
     conn: &mut AsyncPgConnection,
     settings: &TenantSettings,
@@ -291,18 +290,38 @@ pub async fn balances(
     as_of: NaiveDate,
     only: Option<i64>,
 ) -> AppResult<Vec<Balance>> {
+    let mut all = balances_of(conn, settings, &[user_id], year, as_of, only).await?;
+    all.remove(&user_id).ok_or(AppError::NotFound { what: "user" })
+}
+
+/// Balances of many users at once, in four statements however many users: their join
+/// dates, the leave types, their requests in the years that matter, the holidays. Carry-over
+/// is worked out year by year from the leave year each user joined in (at most ten back).
+pub async fn balances_of(
+    conn: &mut AsyncPgConnection,
+    settings: &TenantSettings,
+    user_ids: &[i64],
+    year: i32,
+    as_of: NaiveDate,
+    only: Option<i64>,
+) -> AppResult<std::collections::HashMap<i64, Vec<Balance>>> {
     let start_month = settings.leave_year_start_month;
-    let joined: DateTime<Utc> = users::table
-        .find(user_id)
-        .select(users::created_at)
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(AppError::NotFound { what: "user" })?;
-    let first_year = leave_year_of(joined.date_naive(), start_month)
-        .min(year)
-        .max(year - 10);
-    let (range_first, _) = leave_year(first_year, start_month);
+    let joined: Vec<(i64, DateTime<Utc>)> = users::table
+        .filter(users::id.eq_any(user_ids))
+        .select((users::id, users::created_at))
+        .load(conn)
+        .await?;
+    let first_year_of = |joined: DateTime<Utc>| {
+        leave_year_of(joined.date_naive(), start_month)
+            .min(year)
+            .max(year - 10)
+    };
+    let earliest = joined
+        .iter()
+        .map(|(_, j)| first_year_of(*j))
+        .min()
+        .unwrap_or(year);
+    let (range_first, _) = leave_year(earliest, start_month);
     let (_, range_last) = leave_year(year, start_month);
     let mut types_query = leave_types::table
         .select(LeaveType::as_select())
@@ -313,7 +332,7 @@ pub async fn balances(
     }
     let types: Vec<LeaveType> = types_query.load(conn).await?;
     let requests: Vec<LeaveRequest> = leave_requests::table
-        .filter(leave_requests::user_id.eq(user_id))
+        .filter(leave_requests::user_id.eq_any(user_ids))
         .filter(leave_requests::status.eq_any(["PENDING", "APPROVED"]))
         .filter(leave_requests::last_day.ge(range_first))
         .filter(leave_requests::first_day.le(range_last))
@@ -321,40 +340,60 @@ pub async fn balances(
         .load(conn)
         .await?;
     let calendar = calendar(conn, settings, range_first, range_last).await?;
-    let mut out = Vec::with_capacity(types.len());
-    for leave_type in types {
-        let mut carried = Decimal::ZERO;
-        for y in first_year..=year {
-            let (first, last) = leave_year(y, start_month);
-            let mut taken = Decimal::ZERO;
-            let mut pending = Decimal::ZERO;
-            for r in requests.iter().filter(|r| r.leave_type_id == leave_type.id) {
-                let days = calendar.working_days(&r.span(), first, last);
-                match r.status() {
-                    LeaveStatus::Approved => taken += days,
-                    LeaveStatus::Pending => pending += days,
-                    _ => {}
+    let mut by_user: std::collections::HashMap<i64, Vec<&LeaveRequest>> = std::collections::HashMap::new();
+    for r in &requests {
+        by_user.entry(r.user_id).or_default().push(r);
+    }
+    let mut out = std::collections::HashMap::with_capacity(joined.len());
+    for (user_id, joined) in joined {
+        let requests = by_user.remove(&user_id).unwrap_or_default();
+        let first_year = first_year_of(joined);
+        let mut balances = Vec::with_capacity(types.len());
+        for leave_type in &types {
+            let mut carried = Decimal::ZERO;
+            for y in first_year..=year {
+                let (first, last) = leave_year(y, start_month);
+                let mut taken = Decimal::ZERO;
+                let mut pending = Decimal::ZERO;
+                for r in requests.iter().filter(|r| r.leave_type_id == leave_type.id) {
+                    let days = calendar.working_days(&r.span(), first, last);
+                    match r.status() {
+                        LeaveStatus::Approved => taken += days,
+                        LeaveStatus::Pending => pending += days,
+                        _ => {}
+                    }
+                }
+                if y == year {
+                    balances.push(Balance {
+                        year,
+                        first_day: first,
+                        last_day: last,
+                        entitled: leave_type.yearly_allowance_days,
+                        accrued: accrued(leave_type, first, last, as_of),
+                        carried_over: carried,
+                        taken,
+                        pending,
+                        leave_type: leave_type.clone(),
+                    });
+                } else {
+                    let unused = leave_type.yearly_allowance_days + carried - taken;
+                    carried = unused.max(Decimal::ZERO).min(leave_type.carry_over_cap_days);
                 }
             }
-            if y == year {
-                out.push(Balance {
-                    year,
-                    first_day: first,
-                    last_day: last,
-                    entitled: leave_type.yearly_allowance_days,
-                    accrued: accrued(&leave_type, first, last, as_of),
-                    carried_over: carried,
-                    taken,
-                    pending,
-                    leave_type: leave_type.clone(),
-                });
-            } else {
-                let unused = leave_type.yearly_allowance_days + carried - taken;
-                carried = unused.max(Decimal::ZERO).min(leave_type.carry_over_cap_days);
-            }
         }
+        out.insert(user_id, balances);
     }
     Ok(out)
+}
+
+/// Every active user's id, in id order.
+pub async fn active_users(conn: &mut AsyncPgConnection) -> AppResult<Vec<i64>> {
+    Ok(users::table
+        .filter(users::active.eq(true))
+        .order(users::id)
+        .select(users::id)
+        .load(conn)
+        .await?)
 }
 
 fn clean_name(raw: &str) -> AppResult<String> {

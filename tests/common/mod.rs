@@ -15,6 +15,10 @@ use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::db::{self, DbPool};
 use crowdminder::graphql::RequestContext;
 use crowdminder::http::{self, AppState};
+use crowdminder::jobs::handlers::{JobServices, Registry};
+use crowdminder::jobs::schedule::Schedule;
+use crowdminder::jobs::worker::{Worker, WorkerConfig, WorkerStats, worker_id};
+use crowdminder::mail::{MailConfig, Mailer};
 use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::tenancy::migrations::{self, PUBLIC_MIGRATIONS};
 use crowdminder::tenancy::registry::NewTenant;
@@ -424,4 +428,72 @@ pub fn first_table_created(up_sql: &str) -> String {
         .next()
         .unwrap()
         .to_owned()
+}
+
+/// Worker settings for tests: short lease, fast polls and retries.
+pub fn fast_config(concurrency: usize) -> WorkerConfig {
+    WorkerConfig {
+        concurrency,
+        lease_seconds: 10,
+        poll_ms: 200,
+        backoff_ms: 50,
+        grace_seconds: 5,
+    }
+}
+
+/// A background worker on its own pool of `pool_size`, woken by `app`'s change listener.
+pub fn worker(
+    app: &TestApp,
+    registry: Registry,
+    config: WorkerConfig,
+    mail: MailConfig,
+    pool_size: usize,
+    schedules: Vec<Schedule>,
+) -> Worker {
+    let pool = db::build_pool(&DatabaseConfig::new(app.db.url.clone(), pool_size)).unwrap();
+    Worker {
+        id: worker_id(pool_size),
+        pool,
+        registry: Arc::new(registry),
+        services: Arc::new(JobServices {
+            config: ServiceConfig::with_secret(JWT_SECRET),
+            settings: Arc::clone(&app.state.services.settings),
+            mailer: Mailer::new(&mail).unwrap(),
+        }),
+        config,
+        schedules,
+        wake: Arc::clone(&app.state.jobs_wake),
+        stats: Arc::new(WorkerStats::default()),
+    }
+}
+
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crowdminder-{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a standard worker writing emails as files until the queue is empty; returns the
+/// emails written.
+pub async fn drain_outbox(app: &TestApp) -> Vec<String> {
+    let outbox = temp_dir("outbox");
+    let (stop, rx) = crowdminder::jobs::worker::Shutdown::new();
+    let handle = worker(
+        app,
+        Registry::standard(),
+        fast_config(2),
+        MailConfig::files(&outbox),
+        3,
+        Vec::new(),
+    )
+    .spawn(rx);
+    eventually(|| async { app.count("SELECT count(*) AS n FROM public.jobs").await == 0 }).await;
+    stop.trigger();
+    handle.await.unwrap();
+    let emails = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let _ = std::fs::remove_dir_all(&outbox);
+    emails
 }
