@@ -538,3 +538,83 @@ async fn a_refusing_smtp_server_is_retried_then_recorded_as_failed() {
         1
     );
 }
+
+#[tokio::test]
+async fn shutdown_lets_short_jobs_finish_and_releases_long_ones_undone() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    add_client(&app, &t, "Globex").await;
+    let mut registry = Registry::standard();
+    // A job that renames the client, then takes its time: half-done if it were cut short.
+    registry.register("rename", move |ctx: JobContext| {
+        Box::pin(async move {
+            let pause: u64 = ctx.job.payload["pause_ms"].as_u64().unwrap_or(0);
+            {
+                let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                diesel::sql_query("UPDATE clients SET name = name || ' (renamed)'")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            Ok(())
+        })
+    });
+    let short = enqueue(
+        &app,
+        NewJob::new("rename", t.tenant.id, json!({ "pause_ms": 300 })),
+    )
+    .await;
+    let long = enqueue(
+        &app,
+        NewJob::new("rename", t.tenant.id, json!({ "pause_ms": 60_000 })),
+    )
+    .await;
+    let mut config = fast_config(2);
+    config.grace_seconds = 2;
+    let (stop, rx) = Shutdown::new();
+    let handle = worker(
+        &app,
+        registry,
+        config,
+        MailConfig::files(temp_dir("unused")),
+        4,
+        Vec::new(),
+    )
+    .spawn(rx);
+    until(Duration::from_secs(10), || async {
+        app.count("SELECT count(*) AS n FROM public.jobs WHERE status = 'RUNNING'")
+            .await
+            == 2
+    })
+    .await;
+    let stopping = Instant::now();
+    stop.trigger();
+    handle.await.unwrap();
+    let took = stopping.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped within the grace period: {took:?}"
+    );
+    // The short job finished; the long one is back in the queue, its attempt not counted,
+    // and its rename undone with its transaction.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM public.jobs WHERE id = {short}"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM public.jobs WHERE id = {long} AND status = 'PENDING' AND attempts = 0 AND locked_by IS NULL"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM acme.clients WHERE name = 'Globex (renamed)'")
+            .await,
+        1,
+        "one rename committed, the other rolled back"
+    );
+}
