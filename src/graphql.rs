@@ -51,6 +51,7 @@ pub struct RequestContext {
     pub project_tasks: Loader<OfProject<Task>>,
     pub project_members: Loader<OfProject<ProjectMember>>,
     pub timesheet_minutes: Loader<TimesheetMinutes>,
+    pub leave_types: Loader<ById<crate::leave::LeaveType>>,
 }
 
 /// A request's loader, caching what it loaded for the rest of the request, so a resolver
@@ -71,11 +72,17 @@ impl RequestContext {
             project_tasks: loader(OfProject::new(Arc::clone(&db))),
             project_members: loader(OfProject::new(Arc::clone(&db))),
             timesheet_minutes: loader(TimesheetMinutes { db: Arc::clone(&db) }),
+            leave_types: loader(ById::new(Arc::clone(&db))),
             db,
             services,
             bearer,
             actor: OnceCell::new(),
         }
+    }
+
+    /// The tenant's effective settings (cached across requests; see [`crate::settings`]).
+    pub async fn settings(&self) -> AppResult<Arc<crate::settings::TenantSettings>> {
+        crate::settings::effective(&self.db, &self.services.settings).await
     }
 
     /// The authenticated actor, worked out once per request on first need.
@@ -160,11 +167,9 @@ impl PageArgs {
 /// see the user asked for (a global `User` id in `field`), or everyone.
 pub fn own_or_asked(actor: &Actor, field: &str, asked: Option<ID>) -> AppResult<Option<i64>> {
     let asked = asked.map(|id| expect_global_id(field, &id, "User")).transpose()?;
-    Ok(if actor.role == crate::auth::Role::Member {
-        Some(actor.user_id)
-    } else {
-        asked
-    })
+    Ok(actor
+        .narrow(asked.map(|id| vec![id]))
+        .and_then(|ids| ids.first().copied()))
 }
 
 /// Opaque Relay ids: `base64url("<Type>:<id>")`.

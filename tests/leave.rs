@@ -421,11 +421,15 @@ async fn every_refusal_changes_nothing() {
         .gql(
             &t.host,
             Some(&member),
-            "{ leaveRequests { edges { node { user { email } } } } }",
+            "{ leaveRequests { edges { node { user { email } leaveType { name } } } } }",
             json!({}),
         )
         .await;
     assert_eq!(mine["leaveRequests"]["edges"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        mine["leaveRequests"]["edges"][0]["node"]["leaveType"]["name"],
+        "Small"
+    );
     // Requests notify the approvers: the member's reached the admin and the manager, the
     // manager's only the admin.
     assert_eq!(

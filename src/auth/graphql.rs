@@ -8,7 +8,7 @@ use diesel_async::RunQueryDsl;
 
 use super::tokens::new_api_token;
 use super::users::{self, NewUser, User, UserFilter};
-use super::{Actor, Role, announce_auth_change, password};
+use super::{Role, announce_auth_change, password};
 use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
@@ -46,15 +46,11 @@ impl UserNode {
 }
 
 /// Whether `actor` may see user `user_id`: admins and managers see everyone, members themselves.
-fn may_see_user(actor: &Actor, user_id: i64) -> bool {
-    actor.role != Role::Member || actor.user_id == user_id
-}
-
 impl UserNode {
     pub async fn visible(ctx: &Context<'_>, user_id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        if !may_see_user(actor, user_id) {
+        if !actor.may_see(user_id) {
             return Ok(None);
         }
         let user = req

@@ -70,6 +70,22 @@ impl Actor {
         self.require(&[Role::Admin], "only an admin may do this")
     }
 
+    /// Whether this actor may see `user_id`'s own things (their time, leave, profile):
+    /// members only their own, managers and admins everyone's.
+    pub fn may_see(&self, user_id: i64) -> bool {
+        self.role != Role::Member || self.user_id == user_id
+    }
+
+    /// The users whose things a list shows: members only themselves, managers and admins
+    /// those asked for (`None`: everyone).
+    pub fn narrow(&self, asked: Option<Vec<i64>>) -> Option<Vec<i64>> {
+        if self.role == Role::Member {
+            Some(vec![self.user_id])
+        } else {
+            asked
+        }
+    }
+
     pub fn require(&self, roles: &[Role], message: &'static str) -> AppResult<()> {
         if roles.contains(&self.role) {
             Ok(())

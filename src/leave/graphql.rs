@@ -13,12 +13,7 @@ use super::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, RequestContext, expect_global_id, global_id, own_or_asked};
-use crate::settings::{self, TenantSettings};
-
-async fn tenant_settings(req: &RequestContext) -> AppResult<std::sync::Arc<TenantSettings>> {
-    settings::effective(&req.db, &req.services.settings).await
-}
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, own_or_asked};
 
 pub struct LeaveTypeNode(pub LeaveType);
 
@@ -61,12 +56,12 @@ impl LeaveTypeNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        let mut conn = req.db.conn().await?;
-        Ok(leave::types(&mut conn, true)
-            .await?
-            .into_iter()
-            .find(|t| t.id == id)
-            .map(Self))
+        let leave_type = req
+            .leave_types
+            .load_one(id)
+            .await
+            .map_err(|e| AppError::internal(anyhow::anyhow!("loading leave types: {e:?}")))?;
+        Ok(leave_type.map(Self))
     }
 }
 
@@ -99,13 +94,7 @@ impl LeaveRequestNode {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
     }
     async fn leave_type(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LeaveTypeNode>> {
-        let req = ctx.request();
-        let mut conn = req.db.conn().await?;
-        let types = leave::types(&mut conn, true).await?;
-        Ok(types
-            .into_iter()
-            .find(|t| t.id == self.0.leave_type_id)
-            .map(LeaveTypeNode))
+        Ok(LeaveTypeNode::load(ctx, self.0.leave_type_id).await?)
     }
     async fn first_day(&self) -> NaiveDate {
         self.0.first_day
@@ -125,7 +114,7 @@ impl LeaveRequestNode {
     }
     /// Working days x BILLABLE_HOURS_IN_WORKING_DAY.
     async fn hours(&self, ctx: &Context<'_>) -> async_graphql::Result<Decimal> {
-        let settings = tenant_settings(ctx.request()).await?;
+        let settings = ctx.request().settings().await?;
         Ok((self.0.working_days * settings.billable_hours_in_working_day).normalize())
     }
     async fn reason(&self) -> &str {
@@ -159,7 +148,7 @@ impl LeaveRequestNode {
         let mut conn = req.db.conn().await?;
         Ok(leave::find(&mut conn, id)
             .await?
-            .filter(|r| actor.role != Role::Member || r.user_id == actor.user_id)
+            .filter(|r| actor.may_see(r.user_id))
             .map(Self))
     }
 }
@@ -365,10 +354,10 @@ impl LeaveQuery {
             Some(id) => expect_global_id("userId", &id, "User")?,
             None => actor.user_id,
         };
-        if actor.role == Role::Member && user_id != actor.user_id {
+        if !actor.may_see(user_id) {
             return Err(AppError::Forbidden("members see only their own balances").into());
         }
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let today = Utc::now().with_timezone(&settings.time_zone).date_naive();
         let as_of = as_of.unwrap_or(today);
         let year = year.unwrap_or_else(|| leave::leave_year_of(as_of, settings.leave_year_start_month));
@@ -397,7 +386,7 @@ async fn team_balances(
         &[Role::Admin, Role::Manager],
         "only managers and admins see everyone's balances",
     )?;
-    let settings = tenant_settings(req).await?;
+    let settings = req.settings().await?;
     let today = Utc::now().with_timezone(&settings.time_zone).date_naive();
     let as_of = as_of.unwrap_or(today);
     let year = year.unwrap_or_else(|| leave::leave_year_of(as_of, settings.leave_year_start_month));
@@ -520,7 +509,7 @@ impl LeaveMutation {
     ) -> async_graphql::Result<LeaveRequestNode> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let new = NewRequest {
             user_id: actor.user_id,
             leave_type_id: expect_global_id("input.leaveTypeId", &input.leave_type_id, "LeaveType")?,

@@ -210,7 +210,7 @@ impl SettingsQuery {
     async fn tenant_settings(&self, ctx: &Context<'_>) -> async_graphql::Result<TenantSettingsObject> {
         let req = ctx.request();
         req.actor().await?;
-        let settings = super::effective(&req.db, &req.services.settings).await?;
+        let settings = req.settings().await?;
         Ok(object(ctx, settings))
     }
 }

@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 
 use crate::db::contains_pattern;
 use crate::db::functions::lower;
-use crate::db::schema::{clients, project_members, projects, tasks};
+use crate::db::schema::{clients, leave_types, project_members, projects, tasks};
 use crate::error::{AppError, AppResult};
 use crate::tenancy::TenantDb;
 
@@ -468,6 +468,7 @@ macro_rules! by_id_loader {
 by_id_loader!(Client, clients);
 by_id_loader!(Project, projects);
 by_id_loader!(Task, tasks);
+by_id_loader!(crate::leave::LeaveType, leave_types);
 
 /// A project's tasks and members, by project id, for one request.
 pub struct OfProject<T> {

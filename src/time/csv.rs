@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::entries::EntryStatus;
 use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
-use crate::auth::{Actor, Role};
+use crate::auth::Actor;
 use crate::db::schema::{clients, projects, tasks, users};
 use crate::error::{AppError, AppResult};
 use crate::graphql::expect_global_id;
@@ -94,13 +94,8 @@ impl CsvRequest {
                     .collect::<AppResult<Vec<_>>>()
             })
             .transpose()?;
-        let asked_users = id_list(params, "userIds", "User")?;
         let filter = ReportFilter {
-            user_ids: if actor.role == Role::Member {
-                Some(vec![actor.user_id])
-            } else {
-                asked_users
-            },
+            user_ids: actor.narrow(id_list(params, "userIds", "User")?),
             client_ids: id_list(params, "clientIds", "Client")?,
             project_ids: id_list(params, "projectIds", "Project")?,
             task_ids: id_list(params, "taskIds", "Task")?,

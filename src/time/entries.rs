@@ -16,7 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use super::catalog::{Client, Project, Task};
-use crate::auth::{Actor, Role};
+use crate::auth::Actor;
 use crate::db::schema::{clients, project_members, projects, tasks, time_entries, timesheets, users};
 use crate::error::{AppError, AppResult};
 use crate::settings::TenantSettings;
@@ -534,7 +534,7 @@ pub async fn load_for_change(conn: &mut AsyncPgConnection, actor: &Actor, id: i6
         .await
         .optional()?
         .ok_or(AppError::NotFound { what: "time entry" })?;
-    if actor.role == Role::Member && entry.user_id != actor.user_id {
+    if !actor.may_see(entry.user_id) {
         return Err(AppError::Forbidden("members change only their own time entries"));
     }
     ensure_editable(&entry)?;

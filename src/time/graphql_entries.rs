@@ -15,17 +15,13 @@ use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
 use crate::auth::graphql::UserNode;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, RequestContext, expect_global_id, global_id, own_or_asked};
-use crate::settings::{self, TenantSettings};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, own_or_asked};
+use crate::settings;
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
 
 fn loader_error(e: Arc<AppError>) -> AppError {
     AppError::internal(anyhow::anyhow!("loading time entries: {e:?}"))
-}
-
-async fn tenant_settings(req: &RequestContext) -> AppResult<Arc<TenantSettings>> {
-    settings::effective(&req.db, &req.services.settings).await
 }
 
 /// The user an entry is for: the actor, or (for managers and admins) whoever they name.
@@ -34,20 +30,11 @@ fn entry_user(actor: &Actor, user_id: Option<&ID>) -> AppResult<i64> {
         None => Ok(actor.user_id),
         Some(id) => {
             let id = expect_global_id("input.userId", id, "User")?;
-            if id != actor.user_id && actor.role == Role::Member {
+            if !actor.may_see(id) {
                 return Err(AppError::Forbidden("members record only their own time"));
             }
             Ok(id)
         }
-    }
-}
-
-/// Which users' time the actor may read: members only their own.
-fn visible_users(actor: &Actor, asked: Option<Vec<i64>>) -> Option<Vec<i64>> {
-    if actor.role == Role::Member {
-        Some(vec![actor.user_id])
-    } else {
-        asked
     }
 }
 
@@ -131,7 +118,7 @@ impl TimeEntryNode {
     /// Hours x rate, rounded half-up to the currency's minor unit; 0 when not billable;
     /// null while running or without a rate.
     async fn amount(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Decimal>> {
-        let settings = tenant_settings(ctx.request()).await?;
+        let settings = ctx.request().settings().await?;
         let minor = settings::currency::minor_units(&settings.currency).unwrap_or(2);
         Ok(self.0.amount(minor))
     }
@@ -156,9 +143,7 @@ impl TimeEntryNode {
         let actor = req.actor().await?;
         let mut conn = req.db.conn().await?;
         let entry = entries::find(&mut conn, id).await?;
-        Ok(entry
-            .filter(|e| actor.role != Role::Member || e.user_id == actor.user_id)
-            .map(Self))
+        Ok(entry.filter(|e| actor.may_see(e.user_id)).map(Self))
     }
 }
 
@@ -215,9 +200,7 @@ impl TimesheetNode {
         let actor = req.actor().await?;
         let mut conn = req.db.conn().await?;
         let sheet = timesheets::find(&mut conn, id).await?;
-        Ok(sheet
-            .filter(|s| actor.role != Role::Member || s.user_id == actor.user_id)
-            .map(Self))
+        Ok(sheet.filter(|s| actor.may_see(s.user_id)).map(Self))
     }
 }
 
@@ -303,7 +286,7 @@ pub struct ReportFilterInput {
 impl ReportFilterInput {
     pub fn into_filter(self, actor: &Actor) -> AppResult<ReportFilter> {
         Ok(ReportFilter {
-            user_ids: visible_users(actor, ids("filter.userIds", self.user_ids, "User")?),
+            user_ids: actor.narrow(ids("filter.userIds", self.user_ids, "User")?),
             client_ids: ids("filter.clientIds", self.client_ids, "Client")?,
             project_ids: ids("filter.projectIds", self.project_ids, "Project")?,
             task_ids: ids("filter.taskIds", self.task_ids, "Task")?,
@@ -338,7 +321,7 @@ async fn prime_relations(ctx: &Context<'_>, node: Lookahead<'_>, rows: &[EntryRo
         let users: Vec<i64> = rows
             .iter()
             .map(|(e, ..)| e.user_id)
-            .filter(|u| actor.role != Role::Member || *u == actor.user_id)
+            .filter(|u| actor.may_see(*u))
             .collect();
         req.users.load_many(users).await.map_err(loader_error)?;
     }
@@ -477,7 +460,7 @@ impl TimeQuery {
         let filter = EntryFilter {
             from: f.from,
             to: f.to,
-            user_ids: visible_users(actor, ids("filter.userIds", f.user_ids, "User")?),
+            user_ids: actor.narrow(ids("filter.userIds", f.user_ids, "User")?),
             client_ids: ids("filter.clientIds", f.client_ids, "Client")?,
             project_ids: ids("filter.projectIds", f.project_ids, "Project")?,
             task_ids: ids("filter.taskIds", f.task_ids, "Task")?,
@@ -559,7 +542,7 @@ impl TimeQuery {
         let actor = req.actor().await?;
         let filter = filter.unwrap_or_default().into_filter(actor)?;
         let request = ReportRequest::new(from, to, group_by, filter)?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let mut rows = {
             let mut conn = req.db.conn().await?;
             reports::billable_hours(&mut conn, &settings, &request).await?
@@ -594,8 +577,8 @@ impl TimeQuery {
         let req = ctx.request();
         let actor = req.actor().await?;
         ReportRequest::new(from, to, Vec::new(), ReportFilter::default())?;
-        let users = visible_users(actor, ids("userIds", user_ids, "User")?);
-        let settings = tenant_settings(req).await?;
+        let users = actor.narrow(ids("userIds", user_ids, "User")?);
+        let settings = req.settings().await?;
         let per_day = settings.billable_hours_in_working_day;
         let (working_days, rows, leave) = {
             let mut conn = req.db.conn().await?;
@@ -644,7 +627,7 @@ impl TimeMutation {
     ) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let new = NewEntry {
             user_id: entry_user(actor, input.user_id.as_ref())?,
             project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
@@ -677,7 +660,7 @@ impl TimeMutation {
         let req = ctx.request();
         let actor = req.actor().await?;
         let id = expect_global_id("id", &id, "TimeEntry")?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let changes = EntryChanges {
             project_id: input
                 .project_id
@@ -727,7 +710,7 @@ impl TimeMutation {
     ) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let timer = NewTimer {
             user_id: actor.user_id,
             project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
@@ -749,7 +732,7 @@ impl TimeMutation {
     async fn stop_timer(&self, ctx: &Context<'_>) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let value = req
             .db
             .in_savepoint(async |conn| entries::stop_timer(conn, &settings, actor.user_id, Utc::now()).await)
@@ -765,7 +748,7 @@ impl TimeMutation {
     ) -> async_graphql::Result<TimesheetNode> {
         let req = ctx.request();
         let actor = req.actor().await?;
-        let settings = tenant_settings(req).await?;
+        let settings = req.settings().await?;
         let value = req
             .db
             .in_savepoint(async |conn| timesheets::submit(conn, &settings, actor.user_id, week_start).await)
