@@ -105,6 +105,15 @@ pub struct ServiceConfig {
     )]
     pub graphql_max_complexity: usize,
 
+    /// Where uploaded files are kept: a folder, or `s3://bucket[/prefix]` (credentials,
+    /// region and endpoint from the `AWS_*` variables).
+    #[arg(long = "file-store", env = "FILE_STORE", default_value = ".data/files")]
+    pub file_store: String,
+
+    /// Largest file accepted, in bytes.
+    #[arg(long = "file-max-bytes", env = "FILE_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub file_max_bytes: usize,
+
     /// Serve GraphiQL at /graphiql.
     #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -121,8 +130,19 @@ impl ServiceConfig {
             max_body_bytes: 1024 * 1024,
             graphql_max_depth: 12,
             graphql_max_complexity: 2_000,
+            file_store: std::env::temp_dir()
+                .join("crowdminder-files")
+                .to_string_lossy()
+                .into_owned(),
+            file_max_bytes: 10 * 1024 * 1024,
             graphiql: true,
         }
+    }
+
+    /// The largest multipart (upload) request body: the files a request may carry, and room
+    /// for the operation.
+    pub fn max_upload_body_bytes(&self) -> usize {
+        self.max_body_bytes + crate::files::MAX_FILES_PER_REQUEST * self.file_max_bytes
     }
 
     pub fn jwt_ttl(&self) -> Duration {

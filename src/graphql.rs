@@ -18,7 +18,7 @@ use crate::auth::users::UserLoader;
 use crate::auth::{Actor, ActorCache, authenticate};
 use crate::config::ServiceConfig;
 use crate::error::{AppError, AppResult};
-use crate::leave::graphql::{LeaveMutation, LeaveQuery, LeaveRequestNode, LeaveTypeNode};
+use crate::leave::graphql::{FileNode, LeaveMutation, LeaveQuery, LeaveRequestNode, LeaveTypeNode};
 use crate::settings::SettingsCache;
 use crate::settings::graphql::{SettingsMutation, SettingsQuery};
 use crate::tenancy::TenantDb;
@@ -35,6 +35,7 @@ pub struct Services {
     pub jwt: JwtKeys,
     pub settings: Arc<SettingsCache>,
     pub actors: Arc<ActorCache>,
+    pub files: crate::files::FileStore,
 }
 
 /// What one request carries: its tenant unit, its credential, its loaders.
@@ -52,6 +53,7 @@ pub struct RequestContext {
     pub project_members: Loader<OfProject<ProjectMember>>,
     pub timesheet_minutes: Loader<TimesheetMinutes>,
     pub leave_types: Loader<ById<crate::leave::LeaveType>>,
+    pub leave_files: Loader<crate::files::LeaveRequestFiles>,
 }
 
 /// A request's loader, caching what it loaded for the rest of the request, so a resolver
@@ -73,6 +75,7 @@ impl RequestContext {
             project_members: loader(OfProject::new(Arc::clone(&db))),
             timesheet_minutes: loader(TimesheetMinutes { db: Arc::clone(&db) }),
             leave_types: loader(ById::new(Arc::clone(&db))),
+            leave_files: loader(crate::files::LeaveRequestFiles { db: Arc::clone(&db) }),
             db,
             services,
             bearer,
@@ -98,6 +101,11 @@ impl RequestContext {
             })
             .await
     }
+}
+
+/// A failed batch load, as resolvers report it (the cause is logged, not shown).
+pub fn loader_error(e: Arc<AppError>) -> AppError {
+    AppError::internal(anyhow::anyhow!("a batch load failed: {e:?}"))
 }
 
 /// Shorthand for resolvers.
@@ -208,6 +216,7 @@ pub enum Node {
     Timesheet(TimesheetNode),
     LeaveType(LeaveTypeNode),
     LeaveRequest(LeaveRequestNode),
+    File(FileNode),
 }
 
 #[derive(Default)]
@@ -230,6 +239,7 @@ impl NodeQuery {
             "LeaveRequest" => Ok(LeaveRequestNode::visible(ctx, row_id)
                 .await?
                 .map(Node::LeaveRequest)),
+            "File" => Ok(FileNode::visible(ctx, row_id).await?.map(Node::File)),
             _ => Ok(None),
         }
     }

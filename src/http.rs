@@ -24,6 +24,7 @@ use crate::auth::tokens::JwtKeys;
 use crate::config::{Secret, ServiceConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
+use crate::files::FileStore;
 use crate::graphql::{self, AppSchema, RequestContext, Services};
 use crate::jobs::worker::WorkerStats;
 use crate::tenancy::changes::{ChangeListener, Notice};
@@ -80,6 +81,7 @@ impl AppState {
         listener.spawn(database_url, pool.clone());
         let services = Arc::new(Services {
             jwt: JwtKeys::new(&config)?,
+            files: FileStore::open(&config.file_store, config.file_max_bytes)?,
             config,
             settings,
             actors,
@@ -96,10 +98,12 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let max_body = state.services.config.max_body_bytes;
+    // The handlers hold each kind of body to its own limit; this is the outer bound.
+    let max_body = state.services.config.max_upload_body_bytes();
     let mut router = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/reports/billable-hours.csv", get(billable_hours_csv))
+        .route("/files/{id}", get(download_file))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
@@ -145,12 +149,28 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn graphql_post(State(state): State<AppState>, request: Request) -> Response {
     // Read the body under the limit first, so an oversized one is a 413 however it is sent
-    // (with a length or chunked).
+    // (with a length or chunked). Multipart requests (file uploads, per the GraphQL
+    // multipart request spec) may carry files besides the operation.
     let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, state.services.config.max_body_bytes).await {
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    let config = &state.services.config;
+    let limit = if multipart {
+        config.max_upload_body_bytes()
+    } else {
+        config.max_body_bytes
+    };
+    let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            let message = format!("the body exceeds {} bytes", state.services.config.max_body_bytes);
+            let message = format!("the body exceeds {limit} bytes");
             return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
         }
     };
@@ -272,6 +292,26 @@ fn status_of(error: &AppError) -> StatusCode {
     }
 }
 
+/// For the plain HTTP routes: the tenant of the Host header, a read-only unit of work in
+/// it, and the actor of the Bearer token.
+async fn read_unit(state: &AppState, headers: &HeaderMap) -> Result<(Arc<TenantDb>, auth::Actor), AppError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let tenant = state.resolver.resolve(host).await?;
+    tracing::Span::current().record("tenant", tenant.schema.as_str());
+    let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly));
+    let actor = auth::authenticate(
+        &db,
+        &state.services.jwt,
+        &state.services.actors,
+        bearer(headers).as_deref(),
+    )
+    .await?;
+    Ok((db, actor))
+}
+
 /// The billable-hours report as CSV (see `crate::time::csv` for the parameters). Errors
 /// before the first byte are the GraphQL error shape with a fitting HTTP status.
 async fn billable_hours_csv(
@@ -279,21 +319,8 @@ async fn billable_hours_csv(
     headers: HeaderMap,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
     let started = async {
-        let tenant = state.resolver.resolve(host).await?;
-        tracing::Span::current().record("tenant", tenant.schema.as_str());
-        let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly));
-        let actor = auth::authenticate(
-            &db,
-            &state.services.jwt,
-            &state.services.actors,
-            bearer(&headers).as_deref(),
-        )
-        .await?;
+        let (db, actor) = read_unit(&state, &headers).await?;
         let request = crate::time::csv::CsvRequest::parse(&params, &actor)?;
         let settings = settings::effective(&db, &state.services.settings).await?;
         Ok::<_, AppError>((db, settings, request))
@@ -316,6 +343,86 @@ async fn billable_hours_csv(
         body,
     )
         .into_response()
+}
+
+/// A stored file (`/files/<File id>`), for the requester of the leave it belongs to and
+/// the tenant's managers and admins. Anything else, including a file of another tenant, is
+/// a 404: whether a file exists is not told to those who may not have it.
+async fn download_file(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let found = async {
+        let (db, actor) = read_unit(&state, &headers).await?;
+        let not_found = AppError::NotFound { what: "file" };
+        let id = graphql::expect_global_id("id", &async_graphql::ID(id), "File")
+            .map_err(|_| AppError::NotFound { what: "file" })?;
+        let file = {
+            let mut conn = db.conn().await?;
+            crate::files::find(&mut conn, id).await?
+        };
+        let owner = match file.as_ref().and_then(|f| f.leave_request_id) {
+            Some(request) => {
+                let mut conn = db.conn().await?;
+                crate::leave::find(&mut conn, request).await?.map(|r| r.user_id)
+            }
+            None => None,
+        };
+        db.commit().await?;
+        match (file, owner) {
+            (Some(file), Some(owner)) if actor.may_see(owner) => Ok(file),
+            _ => Err(not_found),
+        }
+    }
+    .await;
+    let file = match found {
+        Ok(file) => file,
+        Err(e) => return error_response(status_of(&e), e),
+    };
+    let stream = match state.services.files.stream(&file.storage_key).await {
+        Ok(stream) => stream,
+        Err(e) => return error_response(status_of(&e), e),
+    };
+    let disposition = content_disposition(&file.filename);
+    let mut response = Body::from_stream(stream).into_response();
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, file.content_type.clone()),
+        (header::CONTENT_LENGTH, file.size_bytes.to_string()),
+        (header::CONTENT_DISPOSITION, disposition),
+        (header::CACHE_CONTROL, "private, no-store".to_owned()),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'".to_owned(),
+        ),
+    ] {
+        if let Ok(value) = value.parse() {
+            h.insert(name, value);
+        }
+    }
+    response
+}
+
+/// `attachment` with an ASCII fallback name and the exact one in RFC 5987 form.
+fn content_disposition(filename: &str) -> String {
+    let ascii: String = filename
+        .chars()
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '_' })
+        .filter(|c| !matches!(c, '"' | '\\'))
+        .collect();
+    let encoded: String = filename
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Prometheus text: the job queue (depth by status and kind, age of the oldest due job)

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod graphql;
 pub mod http;
 pub mod jobs;

@@ -641,3 +641,296 @@ async fn leave_emails_come_from_their_own_tenant() {
         assert!(!rejection.contains(&other.host));
     }
 }
+
+const REQUEST_WITH_FILES: &str = "mutation($i: RequestLeaveInput!) { requestLeave(input: $i) { id workingDays \
+    attachments { id filename contentType size sha256 url uploadedBy { email } } } }";
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0";
+
+async fn files_state(app: &TestApp, schema: &str) -> i64 {
+    app.count(&format!("SELECT count(*) AS n FROM {schema}.files"))
+        .await
+}
+
+/// Files under a folder, recursively.
+fn stored_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(stored_files(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_allowed() {
+    let mut config = common::test_config();
+    config.file_max_bytes = 4096;
+    let folder = std::path::PathBuf::from(&config.file_store);
+    let app = TestApp::with_config(4, config).await;
+    let acme = app.create_tenant("acme").await;
+    let globex = app.create_tenant("globex").await;
+    let mut tokens = Vec::new();
+    for t in [&acme, &globex] {
+        let admin = app.login_admin(t).await;
+        let member = app
+            .create_user(t, &admin, &format!("sick@{}.example", t.schema), "MEMBER")
+            .await;
+        let sick = leave_type(
+            &app,
+            t,
+            &admin,
+            json!({ "name": "Sick", "yearlyAllowanceDays": "20", "attachmentRequiredAfterDays": "2" }),
+        )
+        .await;
+        tokens.push((admin, member, sick));
+    }
+    let (acme_admin, acme_member, acme_sick) = tokens[0].clone();
+    let (_, globex_member, globex_sick) = tokens[1].clone();
+    let other_member = app
+        .create_user(&acme, &acme_admin, "other@acme.example", "MEMBER")
+        .await;
+    let three_days = |ty: &Value| json!({ "i": { "leaveTypeId": ty, "firstDay": "2026-12-01", "lastDay": "2026-12-03", "attachments": null } });
+
+    // Three working days of a type that wants a note after two: refused without one.
+    let (code, error) = app
+        .gql_error(
+            &acme.host,
+            Some(&acme_member),
+            REQUEST_WITH_FILES,
+            three_days(&acme_sick),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("input.attachments"))
+    );
+    // Two days need none.
+    let two = app
+        .gql(
+            &acme.host,
+            Some(&acme_member),
+            REQUEST_WITH_FILES,
+            json!({ "i": { "leaveTypeId": acme_sick, "firstDay": "2026-11-30", "lastDay": "2026-11-30" } }),
+        )
+        .await;
+    assert_eq!(two["requestLeave"]["attachments"], json!([]));
+    let requests_before = requests_state(&app, "acme").await;
+
+    // Content that is not what it claims, and a file over the limit: refused, nothing kept.
+    for (bytes, field) in [
+        (
+            b"<html><script>alert(1)</script></html>".to_vec(),
+            "input.attachments.0",
+        ),
+        ([PDF, &[b' '; 5000]].concat(), "input.attachments.0"),
+        (Vec::new(), "input.attachments.0"),
+    ] {
+        let (status, body) = app
+            .post_multipart(
+                &acme.host,
+                Some(&acme_member),
+                REQUEST_WITH_FILES,
+                json!({ "i": { "leaveTypeId": acme_sick, "firstDay": "2026-12-01", "lastDay": "2026-12-03",
+                                "attachments": [null] } }),
+                &[("variables.i.attachments.0", "note.pdf", "application/pdf", &bytes)],
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert_eq!(body["errors"][0]["extensions"]["field"], field);
+    }
+    assert_eq!(requests_state(&app, "acme").await, requests_before);
+    assert_eq!(files_state(&app, "acme").await, 0);
+    assert!(stored_files(&folder).is_empty());
+
+    // A real note, with a name a browser must get back intact.
+    let upload = |host: &str, token: &str, ty: &Value, bytes: &'static [u8]| {
+        let (host, token, ty) = (host.to_owned(), token.to_owned(), ty.clone());
+        let app = &app;
+        async move {
+            let (status, body) = app
+                .post_multipart(
+                    &host,
+                    Some(&token),
+                    REQUEST_WITH_FILES,
+                    json!({ "i": { "leaveTypeId": ty, "firstDay": "2026-12-01", "lastDay": "2026-12-03",
+                                    "attachments": [null] } }),
+                    &[(
+                        "variables.i.attachments.0",
+                        "C:\\scans\\Arztzeugnis Müller.pdf",
+                        "text/plain",
+                        bytes,
+                    )],
+                )
+                .await;
+            assert_eq!(status, 200);
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"]["requestLeave"].clone()
+        }
+    };
+    let acme_request = upload(&acme.host, &acme_member, &acme_sick, PDF).await;
+    let file = &acme_request["attachments"][0];
+    assert_eq!(file["filename"], "Arztzeugnis Müller.pdf");
+    assert_eq!(file["contentType"], "application/pdf");
+    assert_eq!(file["size"], PDF.len());
+    assert_eq!(file["uploadedBy"]["email"], "sick@acme.example");
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    let path = format!("/files/{file_id}");
+    assert_eq!(file["url"], format!("https://{}{path}", acme.host));
+    // Globex's first file has the same row id as Acme's.
+    let globex_pdf: &'static [u8] = b"%PDF-1.4\nglobex's own note\n%%EOF\n";
+    let globex_request = upload(&globex.host, &globex_member, &globex_sick, globex_pdf).await;
+    assert_eq!(globex_request["attachments"][0]["id"], file_id);
+
+    // Keys begin with the tenant's registry id, so they differ although the ids are equal.
+    let acme_key = format!("tenants/{}/files/", acme.tenant.id);
+    let globex_key = format!("tenants/{}/files/", globex.tenant.id);
+    assert_ne!(acme_key, globex_key);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM acme.files WHERE storage_key LIKE '{acme_key}%'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) AS n FROM globex.files WHERE storage_key LIKE '{globex_key}%'"
+        ))
+        .await,
+        1
+    );
+    assert_eq!(stored_files(&folder).len(), 2);
+
+    // The requester and the admin download it; the bytes and the name come back.
+    for token in [&acme_member, &acme_admin] {
+        let (status, headers, bytes) = app.get_raw(&acme.host, Some(token), &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(bytes, PDF);
+        assert_eq!(headers["content-type"], "application/pdf");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert!(disposition.starts_with("attachment;"), "{disposition}");
+        assert!(
+            disposition.contains("filename*=UTF-8''Arztzeugnis%20M%C3%BCller.pdf"),
+            "{disposition}"
+        );
+    }
+    // The same path at Globex's host is Globex's file, for Globex's member.
+    let (status, _, bytes) = app.get_raw(&globex.host, Some(&globex_member), &path).await;
+    assert_eq!((status.as_u16(), bytes.as_slice()), (200, globex_pdf));
+    // Another member of Acme, a Globex token at Acme's host, and no token get nothing.
+    let (status, _, bytes) = app.get_raw(&acme.host, Some(&other_member), &path).await;
+    assert_eq!(status, 404);
+    assert!(!bytes.windows(4).any(|w| w == b"%PDF"));
+    let (status, _, bytes) = app.get_raw(&acme.host, Some(&globex_member), &path).await;
+    assert_eq!(status, 401);
+    assert!(!bytes.windows(4).any(|w| w == b"%PDF"));
+    let (status, _, _) = app.get_raw(&acme.host, None, &path).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = app
+        .get_raw(&acme.host, Some(&acme_admin), "/files/not-an-id")
+        .await;
+    assert_eq!(status, 404);
+    // Nor does the other member see it through the API.
+    let node = app
+        .gql(
+            &acme.host,
+            Some(&other_member),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": file_id }),
+        )
+        .await;
+    assert_eq!(node["node"], Value::Null);
+
+    // The last note of a request that needs one cannot be removed; with a second it can,
+    // and its bytes go.
+    const REMOVE: &str = "mutation($id: ID!) { removeLeaveAttachment(id: $id) }";
+    let (code, _) = app
+        .gql_error(&acme.host, Some(&acme_member), REMOVE, json!({ "id": file_id }))
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(files_state(&app, "acme").await, 1);
+    let request_id = acme_request["id"].clone();
+    let (status, body) = app
+        .post_multipart(
+            &acme.host,
+            Some(&acme_member),
+            "mutation($r: ID!, $f: Upload!) { addLeaveAttachment(leaveRequestId: $r, file: $f) { filename contentType } }",
+            json!({ "r": request_id, "f": null }),
+            &[("variables.f", "scan.png", "image/png", PNG)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body["data"]["addLeaveAttachment"],
+        json!({ "filename": "scan.png", "contentType": "image/png" }),
+        "{body}"
+    );
+    // Not by another member.
+    let (_, body) = app
+        .post_multipart(
+            &acme.host,
+            Some(&other_member),
+            "mutation($r: ID!, $f: Upload!) { addLeaveAttachment(leaveRequestId: $r, file: $f) { id } }",
+            json!({ "r": request_id, "f": null }),
+            &[("variables.f", "scan.png", "image/png", PNG)],
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{body}");
+    assert_eq!(stored_files(&folder).len(), 3);
+    let removed = app
+        .gql(&acme.host, Some(&acme_member), REMOVE, json!({ "id": file_id }))
+        .await;
+    assert_eq!(removed["removeLeaveAttachment"], file_id);
+    let (status, _, _) = app.get_raw(&acme.host, Some(&acme_admin), &path).await;
+    assert_eq!(status, 404);
+    common::eventually(|| {
+        let folder = folder.clone();
+        async move { stored_files(&folder).len() == 2 }
+    })
+    .await;
+    let listed = app
+        .gql(
+            &acme.host,
+            Some(&acme_admin),
+            "query($id: ID!) { leaveRequest(id: $id) { attachments { filename } } }",
+            json!({ "id": request_id }),
+        )
+        .await;
+    assert_eq!(
+        listed["leaveRequest"]["attachments"],
+        json!([{ "filename": "scan.png" }])
+    );
+
+    // A cancelled request takes no more files.
+    app.gql(
+        &acme.host,
+        Some(&acme_member),
+        "mutation($id: ID!) { cancelLeave(id: $id) { status } }",
+        json!({ "id": request_id }),
+    )
+    .await;
+    let (_, body) = app
+        .post_multipart(
+            &acme.host,
+            Some(&acme_member),
+            "mutation($r: ID!, $f: Upload!) { addLeaveAttachment(leaveRequestId: $r, file: $f) { id } }",
+            json!({ "r": request_id, "f": null }),
+            &[("variables.f", "late.pdf", "application/pdf", PDF)],
+        )
+        .await;
+    assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT", "{body}");
+    assert_eq!(stored_files(&folder).len(), 2);
+}

@@ -2,15 +2,13 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use common::{TestApp, TestTenant};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use std::str::FromStr;
-use tower::ServiceExt;
 
 const CREATE_ENTRY: &str = "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { \
     id date minutes rate amount billable status startedAt endedAt } }";
@@ -820,21 +818,10 @@ async fn report_totals_equal_their_entries_across_dst_and_a_month_in_auckland() 
 }
 
 async fn get_csv(app: &TestApp, host: &str, token: Option<&str>, query: &str) -> (StatusCode, String) {
-    let mut request = Request::get(format!("/reports/billable-hours.csv?{query}")).header("host", host);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let response = app
-        .router
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    let (status, _, bytes) = app
+        .get_raw(host, token, &format!("/reports/billable-hours.csv?{query}"))
+        .await;
+    (status, String::from_utf8(bytes).unwrap())
 }
 
 #[tokio::test]

@@ -224,7 +224,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    files (id) {
+        id -> BigInt,
+        storage_key -> Text,
+        filename -> Text,
+        content_type -> Text,
+        size_bytes -> BigInt,
+        sha256 -> Text,
+        uploaded_by -> BigInt,
+        leave_request_id -> Nullable<BigInt>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(leave_requests -> leave_types (leave_type_id));
+diesel::joinable!(files -> leave_requests (leave_request_id));
 diesel::joinable!(projects -> clients (client_id));
 diesel::joinable!(time_entries -> projects (project_id));
 diesel::joinable!(time_entries -> tasks (task_id));
@@ -241,5 +256,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     timesheets,
     leave_types,
     holidays,
-    leave_requests
+    leave_requests,
+    files
 );

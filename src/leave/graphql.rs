@@ -2,7 +2,7 @@
 //! own, managers and admins all), decisions and balances.
 
 use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
@@ -13,7 +13,8 @@ use super::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, own_or_asked};
+use crate::files::{self, FileStore, Incoming, StoredFile};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked};
 
 pub struct LeaveTypeNode(pub LeaveType);
 
@@ -56,11 +57,7 @@ impl LeaveTypeNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        let leave_type = req
-            .leave_types
-            .load_one(id)
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("loading leave types: {e:?}")))?;
+        let leave_type = req.leave_types.load_one(id).await.map_err(loader_error)?;
         Ok(leave_type.map(Self))
     }
 }
@@ -139,6 +136,16 @@ impl LeaveRequestNode {
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
+    /// Files given with the request (e.g. a sick note), oldest first.
+    async fn attachments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FileNode>> {
+        let files = ctx
+            .request()
+            .leave_files
+            .load_one(self.0.id)
+            .await
+            .map_err(loader_error)?;
+        Ok(files.unwrap_or_default().into_iter().map(FileNode).collect())
+    }
 }
 
 impl LeaveRequestNode {
@@ -150,6 +157,104 @@ impl LeaveRequestNode {
             .await?
             .filter(|r| actor.may_see(r.user_id))
             .map(Self))
+    }
+}
+
+/// A stored file, downloaded from its `url` with the same Bearer token (by the requester of
+/// the leave it belongs to, managers and admins).
+pub struct FileNode(pub StoredFile);
+
+#[Object(name = "File")]
+impl FileNode {
+    pub async fn id(&self) -> ID {
+        global_id("File", self.0.id)
+    }
+    async fn filename(&self) -> &str {
+        &self.0.filename
+    }
+    /// Read from the file's content when it was uploaded.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+    /// In bytes.
+    async fn size(&self) -> i64 {
+        self.0.size_bytes
+    }
+    /// Hex SHA-256 of the content.
+    async fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+    /// Where to download it, on the tenant's site.
+    async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
+        let req = ctx.request();
+        let site = crate::settings::derived(req.db.tenant(), &req.services.config).site_url;
+        Ok(format!("{site}/files/{}", global_id("File", self.0.id).0))
+    }
+    async fn uploaded_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
+        Ok(UserNode::visible(ctx, self.0.uploaded_by).await?)
+    }
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+}
+
+impl FileNode {
+    pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let mut conn = req.db.conn().await?;
+        let Some(file) = files::find(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        let owner = match file.leave_request_id {
+            Some(request) => leave::find(&mut conn, request).await?.map(|r| r.user_id),
+            None => None,
+        };
+        Ok(owner.filter(|&o| actor.may_see(o)).map(|_| Self(file)))
+    }
+}
+
+/// Reads and checks uploads, then stores them under fresh keys of the tenant. Nothing is
+/// recorded yet: the caller writes the rows in its transaction and, if that fails, calls
+/// [`discard`].
+async fn receive(ctx: &Context<'_>, field: &str, uploads: &[Upload]) -> AppResult<Vec<(String, Incoming)>> {
+    let req = ctx.request();
+    let store = &req.services.files;
+    if uploads.len() > files::MAX_FILES_PER_REQUEST {
+        return Err(AppError::bad_input(
+            field,
+            format!("at most {} files at once", files::MAX_FILES_PER_REQUEST),
+        ));
+    }
+    let mut checked = Vec::with_capacity(uploads.len());
+    for (i, upload) in uploads.iter().enumerate() {
+        let field = if uploads.len() == 1 && !field.ends_with('s') {
+            field.to_owned()
+        } else {
+            format!("{field}.{i}")
+        };
+        let value = upload
+            .value(ctx)
+            .map_err(|_| AppError::bad_input(&field, "no file was sent for this upload"))?;
+        checked.push(store.accept(&field, &value.filename, value.content)?);
+    }
+    let tenant_id = req.db.tenant().id;
+    let mut stored: Vec<(String, Incoming)> = Vec::with_capacity(checked.len());
+    for file in checked {
+        let key = FileStore::new_key(tenant_id);
+        if let Err(e) = store.put(&key, file.bytes.clone()).await {
+            discard(store, &stored).await;
+            return Err(e);
+        }
+        stored.push((key, file));
+    }
+    Ok(stored)
+}
+
+/// Deletes stored files whose rows were never written.
+async fn discard(store: &FileStore, stored: &[(String, Incoming)]) {
+    for (key, _) in stored {
+        store.delete(key).await;
     }
 }
 
@@ -238,6 +343,9 @@ pub struct RequestLeaveInput {
     half_day_end: bool,
     #[graphql(default)]
     reason: String,
+    /// Files sent with the request (multipart upload): PDF, PNG, JPEG or WebP, at most
+    /// five, each up to FILE_MAX_BYTES. Needed when the type asks for one past a length.
+    attachments: Option<Vec<Upload>>,
 }
 
 #[derive(InputObject, Default)]
@@ -510,6 +618,8 @@ impl LeaveMutation {
         let req = ctx.request();
         let actor = req.actor().await?;
         let settings = req.settings().await?;
+        let uploads = input.attachments.unwrap_or_default();
+        let stored = receive(ctx, "input.attachments", &uploads).await?;
         let new = NewRequest {
             user_id: actor.user_id,
             leave_type_id: expect_global_id("input.leaveTypeId", &input.leave_type_id, "LeaveType")?,
@@ -518,13 +628,73 @@ impl LeaveMutation {
             half_day_start: input.half_day_start,
             half_day_end: input.half_day_end,
             reason: input.reason,
+            attachments: stored.len(),
         };
         let tenant_id = req.db.tenant().id;
         let created = req
             .db
-            .in_savepoint(async |conn| leave::request(conn, &settings, tenant_id, new).await)
+            .in_savepoint(async |conn| {
+                let created = leave::request(conn, &settings, tenant_id, new).await?;
+                for (key, file) in &stored {
+                    files::insert(conn, key, file, actor.user_id, Some(created.id)).await?;
+                }
+                Ok::<_, AppError>(created)
+            })
+            .await;
+        match created {
+            Ok(created) => Ok(LeaveRequestNode(created)),
+            Err(e) => {
+                discard(&req.services.files, &stored).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Adds a file (multipart upload) to a pending or approved request: the requester,
+    /// managers and admins.
+    async fn add_leave_attachment(
+        &self,
+        ctx: &Context<'_>,
+        leave_request_id: ID,
+        file: Upload,
+    ) -> async_graphql::Result<FileNode> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let request_id = expect_global_id("leaveRequestId", &leave_request_id, "LeaveRequest")?;
+        let stored = receive(ctx, "file", std::slice::from_ref(&file)).await?;
+        let added = req
+            .db
+            .in_savepoint(async |conn| {
+                leave::lock_for_files(conn, actor, request_id).await?;
+                let (key, file) = &stored[0];
+                files::insert(conn, key, file, actor.user_id, Some(request_id)).await
+            })
+            .await;
+        match added {
+            Ok(added) => Ok(FileNode(added)),
+            Err(e) => {
+                discard(&req.services.files, &stored).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Removes a file from a pending or approved request (the requester, managers and
+    /// admins), unless the request's type needs one and it is the last. Returns its id.
+    async fn remove_leave_attachment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let file_id = expect_global_id("id", &id, "File")?;
+        let key = req
+            .db
+            .in_savepoint(async |conn| leave::remove_file(conn, actor, file_id).await)
             .await?;
-        Ok(LeaveRequestNode(created))
+        // The bytes go once the removal is committed (never if it is undone).
+        let store = req.services.files.clone();
+        req.db.after_commit(move || {
+            tokio::spawn(async move { store.delete(&key).await });
+        });
+        Ok(id)
     }
 
     /// Approves a pending request (managers and admins, never their own); the requester is

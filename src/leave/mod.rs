@@ -564,6 +564,8 @@ pub struct NewRequest {
     pub half_day_start: bool,
     pub half_day_end: bool,
     pub reason: String,
+    /// Files uploaded with the request (their rows are written by the caller).
+    pub attachments: usize,
 }
 
 /// Requests leave: working days computed, refused when there are none, when it overlaps
@@ -638,6 +640,19 @@ pub async fn request(
         return Err(AppError::bad_input(
             "input.firstDay",
             "these days hold no working day (weekends and holidays do not count)",
+        ));
+    }
+    if let Some(after) = leave_type.attachment_required_after_days
+        && days > after
+        && input.attachments == 0
+    {
+        return Err(AppError::bad_input(
+            "input.attachments",
+            format!(
+                "{} of more than {} working days needs an attachment (e.g. a doctor's note)",
+                leave_type.name,
+                after.normalize()
+            ),
         ));
     }
     let overlapping: Option<(NaiveDate, NaiveDate)> = leave_requests::table
@@ -863,6 +878,65 @@ pub async fn page(
         query = query.filter(leave_requests::first_day.le(to));
     }
     Ok(query.load(conn).await?)
+}
+
+/// Locks a request to change its files: the requester, managers and admins, while it is
+/// pending or approved.
+pub async fn lock_for_files(conn: &mut AsyncPgConnection, actor: &Actor, id: i64) -> AppResult<LeaveRequest> {
+    let request = load_locked(conn, id).await?;
+    if !actor.may_see(request.user_id) {
+        return Err(AppError::NotFound {
+            what: "leave request",
+        });
+    }
+    if !matches!(request.status(), LeaveStatus::Pending | LeaveStatus::Approved) {
+        return Err(AppError::conflict(
+            Some("leaveRequestId"),
+            format!("the request is {}", request.status().as_str().to_lowercase()),
+        ));
+    }
+    Ok(request)
+}
+
+/// Removes a file from a request, unless the request's type needs one and it is the last.
+/// Returns the storage key, for the caller to delete once the removal is committed.
+pub async fn remove_file(conn: &mut AsyncPgConnection, actor: &Actor, file_id: i64) -> AppResult<String> {
+    let not_found = || AppError::NotFound { what: "file" };
+    let file = crate::files::find(conn, file_id).await?.ok_or_else(not_found)?;
+    let request_id = file.leave_request_id.ok_or_else(not_found)?;
+    let request = lock_for_files(conn, actor, request_id)
+        .await
+        .map_err(|e| match e {
+            AppError::NotFound { .. } => not_found(),
+            AppError::Conflict { message, .. } => AppError::conflict(Some("id"), message),
+            e => e,
+        })?;
+    let others = crate::files::of_leave_request(conn, request_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.id != file_id)
+        .count();
+    let leave_type: LeaveType = leave_types::table
+        .find(request.leave_type_id)
+        .select(LeaveType::as_select())
+        .first(conn)
+        .await?;
+    if others == 0
+        && leave_type
+            .attachment_required_after_days
+            .is_some_and(|after| request.working_days > after)
+    {
+        return Err(AppError::conflict(
+            Some("id"),
+            format!(
+                "{} of {} working days needs an attachment: add another before removing this one",
+                leave_type.name,
+                request.working_days.normalize()
+            ),
+        ));
+    }
+    crate::files::delete_row(conn, file_id).await?;
+    Ok(file.storage_key)
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<LeaveRequest>> {

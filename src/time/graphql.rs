@@ -13,14 +13,10 @@ use super::catalog::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error};
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
 const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
-
-fn loader_error(e: std::sync::Arc<AppError>) -> AppError {
-    AppError::internal(anyhow::anyhow!("loading the catalog: {e:?}"))
-}
 
 pub struct ClientNode(pub Client);
 

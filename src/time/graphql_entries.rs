@@ -1,8 +1,6 @@
 //! GraphQL for time entries, timers, timesheets and reports. Members see and change only
 //! their own time; managers and admins everyone's.
 
-use std::sync::Arc;
-
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, Lookahead, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -15,14 +13,10 @@ use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
 use crate::auth::graphql::UserNode;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, own_or_asked};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked};
 use crate::settings;
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
-
-fn loader_error(e: Arc<AppError>) -> AppError {
-    AppError::internal(anyhow::anyhow!("loading time entries: {e:?}"))
-}
 
 /// The user an entry is for: the actor, or (for managers and admins) whoever they name.
 fn entry_user(actor: &Actor, user_id: Option<&ID>) -> AppResult<i64> {

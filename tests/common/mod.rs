@@ -206,7 +206,7 @@ impl TestApp {
     }
 
     pub async fn with_pool_size(size: usize) -> Self {
-        Self::with_config(size, ServiceConfig::with_secret(JWT_SECRET)).await
+        Self::with_config(size, test_config()).await
     }
 
     pub async fn with_config(pool_size: usize, config: ServiceConfig) -> Self {
@@ -227,7 +227,8 @@ impl TestApp {
 
     /// Another server on the same database, with caches of its own (as a second process).
     pub fn second_server(&self) -> TestApp {
-        let config = ServiceConfig::with_secret(JWT_SECRET);
+        let mut config = ServiceConfig::with_secret(JWT_SECRET);
+        config.file_store = self.state.services.config.file_store.clone();
         let state = AppState::new(self.pool.clone(), config, Secret::new(self.db.url.clone())).unwrap();
         TestApp {
             pool: self.pool.clone(),
@@ -324,6 +325,84 @@ impl TestApp {
         let body = json!({ "query": query, "variables": variables }).to_string();
         request = request.header("content-length", body.len());
         self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// POSTs a GraphQL multipart request (file uploads): `files` are (variable path,
+    /// file name, content type, bytes), the variables holding null where each goes.
+    pub async fn post_multipart(
+        &self,
+        host: &str,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+        files: &[(&str, &str, &str, &[u8])],
+    ) -> (StatusCode, Value) {
+        let boundary = "crowdminder-test-boundary-7d1f";
+        let mut body: Vec<u8> = Vec::new();
+        let mut part = |headers: String, content: &[u8]| {
+            body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+            body.extend_from_slice(content);
+            body.extend_from_slice(b"\r\n");
+        };
+        let operations = json!({ "query": query, "variables": variables }).to_string();
+        part(
+            "Content-Disposition: form-data; name=\"operations\"".to_owned(),
+            operations.as_bytes(),
+        );
+        let map: serde_json::Map<String, Value> = files
+            .iter()
+            .enumerate()
+            .map(|(i, (path, ..))| (i.to_string(), json!([path])))
+            .collect();
+        part(
+            "Content-Disposition: form-data; name=\"map\"".to_owned(),
+            Value::Object(map).to_string().as_bytes(),
+        );
+        for (i, (_, filename, content_type, bytes)) in files.iter().enumerate() {
+            part(
+                format!(
+                    "Content-Disposition: form-data; name=\"{i}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}"
+                ),
+                bytes,
+            );
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut request = Request::post("/graphql")
+            .header("host", host)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("content-length", body.len());
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+
+    /// A GET answered with anything: status, headers and the raw body.
+    pub async fn get_raw(
+        &self,
+        host: &str,
+        token: Option<&str>,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut request = Request::get(path).header("host", host);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, headers, bytes.to_vec())
     }
 
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
@@ -465,6 +544,13 @@ pub fn worker(
         wake: Arc::clone(&app.state.jobs_wake),
         stats: Arc::new(WorkerStats::default()),
     }
+}
+
+/// The service's settings for a test: its own folder of files.
+pub fn test_config() -> ServiceConfig {
+    let mut config = ServiceConfig::with_secret(JWT_SECRET);
+    config.file_store = temp_dir("files").to_string_lossy().into_owned();
+    config
 }
 
 pub fn temp_dir(name: &str) -> std::path::PathBuf {
