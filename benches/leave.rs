@@ -51,8 +51,8 @@ INSERT INTO team.holidays (day, name)
                     '2026-05-14', '2026-05-25', '2026-10-03', '2026-12-25', '2026-12-26']) d;
 INSERT INTO team.leave_requests (user_id, leave_type_id, first_day, last_day, working_days, status)
   SELECT u.id, 1 + (u.id + k) % 5,
-         date '2024-01-08' + k * 91 + (u.id % 7) * 7,
-         date '2024-01-08' + k * 91 + (u.id % 7) * 7 + 2,
+         date '2024-01-08' + k * 91 + (u.id % 7)::int * 7,
+         date '2024-01-08' + k * 91 + (u.id % 7)::int * 7 + 2,
          3,
          CASE WHEN k % 6 = 5 THEN 'CANCELLED' WHEN k % 6 = 4 THEN 'REJECTED'
               WHEN k >= 10 THEN 'PENDING' ELSE 'APPROVED' END

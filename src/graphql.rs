@@ -16,6 +16,7 @@ use crate::auth::graphql::{ApiToken, AuthMutation, AuthQuery, UserNode};
 use crate::auth::tokens::JwtKeys;
 use crate::auth::users::UserLoader;
 use crate::auth::{Actor, ActorCache, authenticate};
+use crate::billing::graphql::{BillingMutation, BillingQuery, InvoiceNode};
 use crate::config::ServiceConfig;
 use crate::error::{AppError, AppResult};
 use crate::leave::graphql::{FileNode, LeaveMutation, LeaveQuery, LeaveRequestNode, LeaveTypeNode};
@@ -54,6 +55,9 @@ pub struct RequestContext {
     pub timesheet_minutes: Loader<TimesheetMinutes>,
     pub leave_types: Loader<ById<crate::leave::LeaveType>>,
     pub leave_files: Loader<crate::files::LeaveRequestFiles>,
+    pub invoice_lines: Loader<crate::billing::LinesOf>,
+    pub invoice_payments: Loader<crate::billing::PaymentsOf>,
+    pub line_entries: Loader<crate::billing::EntriesOfLine>,
 }
 
 /// A request's loader, caching what it loaded for the rest of the request, so a resolver
@@ -76,6 +80,9 @@ impl RequestContext {
             timesheet_minutes: loader(TimesheetMinutes { db: Arc::clone(&db) }),
             leave_types: loader(ById::new(Arc::clone(&db))),
             leave_files: loader(crate::files::LeaveRequestFiles { db: Arc::clone(&db) }),
+            invoice_lines: loader(crate::billing::LinesOf { db: Arc::clone(&db) }),
+            invoice_payments: loader(crate::billing::PaymentsOf { db: Arc::clone(&db) }),
+            line_entries: loader(crate::billing::EntriesOfLine { db: Arc::clone(&db) }),
             db,
             services,
             bearer,
@@ -217,6 +224,7 @@ pub enum Node {
     LeaveType(LeaveTypeNode),
     LeaveRequest(LeaveRequestNode),
     File(FileNode),
+    Invoice(InvoiceNode),
 }
 
 #[derive(Default)]
@@ -240,6 +248,12 @@ impl NodeQuery {
                 .await?
                 .map(Node::LeaveRequest)),
             "File" => Ok(FileNode::visible(ctx, row_id).await?.map(Node::File)),
+            "Invoice" => match InvoiceNode::visible(ctx, row_id).await {
+                Ok(invoice) => Ok(invoice.map(Node::Invoice)),
+                // Like any node one may not see: null.
+                Err(AppError::Forbidden(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
             _ => Ok(None),
         }
     }
@@ -253,6 +267,7 @@ pub struct Query(
     CatalogQuery,
     TimeQuery,
     LeaveQuery,
+    BillingQuery,
 );
 
 #[derive(MergedObject, Default)]
@@ -262,6 +277,7 @@ pub struct Mutation(
     CatalogMutation,
     TimeMutation,
     LeaveMutation,
+    BillingMutation,
 );
 
 pub fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {

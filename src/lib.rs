@@ -5,6 +5,7 @@
 //! [`tenancy::TenantDb`] -> PostgreSQL. Only [`tenancy`] ever sets `search_path`.
 
 pub mod auth;
+pub mod billing;
 pub mod cache;
 pub mod config;
 pub mod db;

@@ -238,6 +238,81 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    invoices (id) {
+        id -> BigInt,
+        client_id -> BigInt,
+        status -> Text,
+        group_by -> Text,
+        period_from -> Date,
+        period_to -> Date,
+        currency -> Text,
+        tax_rate -> Numeric,
+        discount_rate -> Numeric,
+        subtotal -> Numeric,
+        discount -> Numeric,
+        tax -> Numeric,
+        total -> Numeric,
+        paid -> Numeric,
+        notes -> Text,
+        number -> Nullable<Text>,
+        number_year -> Nullable<BigInt>,
+        number_seq -> Nullable<BigInt>,
+        issue_date -> Nullable<Date>,
+        due_date -> Nullable<Date>,
+        void_reason -> Nullable<Text>,
+        voided_at -> Nullable<Timestamptz>,
+        created_by -> BigInt,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    invoice_counters (year) {
+        year -> BigInt,
+        last_seq -> BigInt,
+    }
+}
+
+diesel::table! {
+    invoice_lines (id) {
+        id -> BigInt,
+        invoice_id -> BigInt,
+        position -> BigInt,
+        kind -> Text,
+        description -> Text,
+        quantity -> Numeric,
+        unit_price -> Numeric,
+        amount -> Numeric,
+        minutes -> Nullable<BigInt>,
+        project_id -> Nullable<BigInt>,
+        task_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    invoice_entries (invoice_id, time_entry_id) {
+        invoice_id -> BigInt,
+        line_id -> BigInt,
+        time_entry_id -> BigInt,
+        live -> Bool,
+    }
+}
+
+diesel::table! {
+    payments (id) {
+        id -> BigInt,
+        invoice_id -> BigInt,
+        amount -> Numeric,
+        paid_on -> Date,
+        note -> Text,
+        recorded_by -> BigInt,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(leave_requests -> leave_types (leave_type_id));
 diesel::joinable!(files -> leave_requests (leave_request_id));
 diesel::joinable!(projects -> clients (client_id));
@@ -257,5 +332,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     leave_types,
     holidays,
     leave_requests,
-    files
+    files,
+    invoices,
+    invoice_counters,
+    invoice_lines,
+    invoice_entries,
+    payments
 );

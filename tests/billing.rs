@@ -1,0 +1,634 @@
+//! Invoices through the API, against PostgreSQL: totals, numbering under concurrency, one
+//! live invoice per entry, issue, payments and void, and who may see them.
+
+mod common;
+
+use common::{TestApp, TestTenant};
+use diesel_async::SimpleAsyncConnection;
+use serde_json::{Value, json};
+
+const INVOICE_FIELDS: &str = "id number status currency taxRate discountRate subtotal discount tax total paid \
+    balanceDue issueDate dueDate overdue lines { id kind description quantity unitPrice amount minutes \
+    entries { id minutes } } payments { amount date }";
+
+fn create_invoice_query() -> String {
+    format!("mutation($i: CreateInvoiceInput!) {{ createInvoice(input: $i) {{ {INVOICE_FIELDS} }} }}")
+}
+
+fn issue_query() -> String {
+    format!("mutation($id: ID!) {{ issueInvoice(id: $id) {{ {INVOICE_FIELDS} }} }}")
+}
+
+async fn exec(app: &TestApp, sql: &str) {
+    let mut conn = app.raw_conn().await;
+    conn.batch_execute(sql).await.unwrap();
+}
+
+async fn id_of(
+    app: &TestApp,
+    t: &TestTenant,
+    token: &str,
+    query: &str,
+    variables: Value,
+    path: &[&str],
+) -> Value {
+    let mut data = app.gql(&t.host, Some(token), query, variables).await;
+    for key in path {
+        data = data[*key].clone();
+    }
+    data
+}
+
+/// A client with two projects (rates as given) and the admin's id.
+async fn client_with_projects(
+    app: &TestApp,
+    t: &TestTenant,
+    admin: &str,
+    rates: &[&str],
+) -> (Value, Vec<Value>) {
+    let client = id_of(
+        app,
+        t,
+        admin,
+        "mutation { createClient(input: {name: \"Globex Ltd\", billingEmail: \"ap@globex.example\"}) { id } }",
+        json!({}),
+        &["createClient", "id"],
+    )
+    .await;
+    let mut projects = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        projects.push(
+            id_of(
+                app,
+                t,
+                admin,
+                "mutation($i: CreateProjectInput!) { createProject(input: $i) { id } }",
+                json!({ "i": { "clientId": client, "name": format!("Project {i}"), "code": format!("P{i}"),
+                               "hourlyRate": rate } }),
+                &["createProject", "id"],
+            )
+            .await,
+        );
+    }
+    (client, projects)
+}
+
+async fn log(app: &TestApp, t: &TestTenant, token: &str, project: &Value, date: &str, minutes: i64) -> Value {
+    id_of(
+        app,
+        t,
+        token,
+        "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { id } }",
+        json!({ "i": { "projectId": project, "date": date, "minutes": minutes, "notes": "work" } }),
+        &["createTimeEntry", "id"],
+    )
+    .await
+}
+
+/// Approval of time is the timesheet flow's business (tested with time tracking); here the
+/// entries are simply marked approved.
+async fn approve_all(app: &TestApp, schema: &str) {
+    exec(
+        app,
+        &format!("UPDATE {schema}.time_entries SET status = 'APPROVED' WHERE status = 'DRAFT'"),
+    )
+    .await;
+}
+
+async fn settings(app: &TestApp, t: &TestTenant, admin: &str, input: Value) {
+    app.gql(
+        &t.host,
+        Some(admin),
+        "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { overridden } }",
+        json!({ "i": input }),
+    )
+    .await;
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    app.count(sql).await
+}
+
+#[tokio::test]
+async fn totals_are_exact_to_the_cent_for_awkward_rates_and_minutes() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    settings(
+        &app,
+        &t,
+        &admin,
+        json!({ "timecaptureIntervalMinutes": 1, "defaultTaxRate": "15", "currency": "EUR" }),
+    )
+    .await;
+    let (client, projects) = client_with_projects(&app, &t, &admin, &["333.33", "95.55"]).await;
+    log(&app, &t, &admin, &projects[0], "2026-10-05", 7).await;
+    log(&app, &t, &admin, &projects[1], "2026-10-06", 20).await;
+    log(&app, &t, &admin, &projects[1], "2026-10-07", 25).await;
+    // Outside the period, and not yet approved: neither is billed.
+    log(&app, &t, &admin, &projects[1], "2026-11-02", 60).await;
+    approve_all(&app, "acme").await;
+    log(&app, &t, &admin, &projects[1], "2026-10-08", 60).await;
+
+    let created = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            &create_invoice_query(),
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31", "groupBy": "PROJECT" } }),
+        )
+        .await["createInvoice"]
+        .clone();
+    let lines = created["lines"].as_array().unwrap();
+    // 7 min x 333.33 / 60 = 38.8885 -> 38.89; 45 min x 95.55 / 60 = 71.6625 -> 71.66.
+    assert_eq!(lines.len(), 2, "{created}");
+    assert_eq!(
+        (
+            &lines[0]["description"],
+            &lines[0]["minutes"],
+            &lines[0]["quantity"],
+            &lines[0]["amount"]
+        ),
+        (
+            &json!("P0 Project 0"),
+            &json!(7),
+            &json!("0.1167"),
+            &json!("38.89")
+        )
+    );
+    assert_eq!(lines[0]["unitPrice"], "333.33");
+    assert_eq!(lines[1]["amount"], "71.66");
+    assert_eq!(lines[1]["entries"].as_array().unwrap().len(), 2);
+    // Subtotal 110.55, tax 15 % = 16.5825 -> 16.58, total 127.13.
+    assert_eq!(
+        (
+            &created["subtotal"],
+            &created["tax"],
+            &created["total"],
+            &created["currency"]
+        ),
+        (&json!("110.55"), &json!("16.58"), &json!("127.13"), &json!("EUR"))
+    );
+    assert_eq!(created["status"], "DRAFT");
+    assert_eq!(created["number"], Value::Null);
+
+    // A manual line: 1.5 x 33.333 = 49.9995 -> 50.00.
+    let invoice = created["id"].clone();
+    let line = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!, $i: InvoiceLineInput!) { addInvoiceLine(invoiceId: $id, input: $i) { id amount kind } }",
+            json!({ "id": invoice, "i": { "description": "Travel", "quantity": "1.5", "unitPrice": "33.333" } }),
+        )
+        .await["addInvoiceLine"]
+        .clone();
+    assert_eq!(
+        (&line["amount"], &line["kind"]),
+        (&json!("50.00"), &json!("MANUAL"))
+    );
+    // A 10 % discount: 160.55 x 10 % = 16.055 -> 16.06; 144.49 taxed 15 % = 21.6735 -> 21.67.
+    let updated = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateInvoice(id: $id, input: {discountRate: \"10\"}) { subtotal discount tax total } }",
+            json!({ "id": invoice }),
+        )
+        .await["updateInvoice"]
+        .clone();
+    assert_eq!(
+        updated,
+        json!({ "subtotal": "160.55", "discount": "16.06", "tax": "21.67", "total": "166.16" })
+    );
+    // A time line's hours are its entries'.
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateInvoiceLine(id: $id, input: {quantity: \"3\"}) { id } }",
+            json!({ "id": lines[0]["id"] }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("input.quantity"))
+    );
+
+    // Issued: numbered, dated, frozen; its entries are INVOICED and locked.
+    let issued = app
+        .gql(&t.host, Some(&admin), &issue_query(), json!({ "id": invoice }))
+        .await["issueInvoice"]
+        .clone();
+    let year = issued["issueDate"].as_str().unwrap()[..4].to_owned();
+    assert_eq!(issued["number"], format!("INV-{year}-0001"));
+    assert_eq!(
+        (&issued["status"], &issued["balanceDue"]),
+        (&json!("ISSUED"), &json!("166.16"))
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM acme.time_entries WHERE status = 'INVOICED'"
+        )
+        .await,
+        3
+    );
+    for (query, vars) in [
+        (
+            "mutation($id: ID!, $i: InvoiceLineInput!) { addInvoiceLine(invoiceId: $id, input: $i) { id } }",
+            json!({ "id": invoice, "i": { "description": "More", "unitPrice": "1" } }),
+        ),
+        (
+            "mutation($id: ID!) { updateInvoice(id: $id, input: {taxRate: \"0\"}) { id } }",
+            json!({ "id": invoice }),
+        ),
+        (
+            "mutation($id: ID!) { removeInvoiceLine(id: $id) { id } }",
+            json!({ "id": line["id"] }),
+        ),
+        (
+            "mutation($id: ID!) { deleteInvoice(id: $id) }",
+            json!({ "id": invoice }),
+        ),
+        (
+            "mutation($id: ID!) { issueInvoice(id: $id) { id } }",
+            json!({ "id": invoice }),
+        ),
+    ] {
+        let (code, _) = app.gql_error(&t.host, Some(&admin), query, vars).await;
+        assert_eq!(code, "CONFLICT", "{query}");
+    }
+    let entry = lines[0]["entries"][0]["id"].clone();
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { updateTimeEntry(id: $id, input: {notes: \"changed\"}) { id } }",
+            json!({ "id": entry }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    assert_eq!(
+        count(&app, "SELECT (subtotal * 100)::bigint AS n FROM acme.invoices").await,
+        16055
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_issues_take_fifty_consecutive_numbers_per_tenant() {
+    let app = TestApp::with_pool_size(8).await;
+    let mut tenants = Vec::new();
+    for schema in ["acme", "globex"] {
+        let t = app.create_tenant(schema).await;
+        let admin = app.login_admin(&t).await;
+        let (client, _) = client_with_projects(&app, &t, &admin, &[]).await;
+        tenants.push((t, admin, client));
+    }
+    let (acme, admin, client) = &tenants[0];
+    let mut drafts = Vec::new();
+    for i in 0..50 {
+        let draft = id_of(
+            &app,
+            acme,
+            admin,
+            "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
+            &["createInvoice", "id"],
+        )
+        .await;
+        app.gql(
+            &acme.host,
+            Some(admin),
+            "mutation($id: ID!, $i: InvoiceLineInput!) { addInvoiceLine(invoiceId: $id, input: $i) { id } }",
+            json!({ "id": draft, "i": { "description": format!("Retainer {i}"), "unitPrice": "1000" } }),
+        )
+        .await;
+        drafts.push(draft);
+    }
+    let issues = drafts.iter().map(|id| {
+        app.post(
+            &acme.host,
+            Some(admin),
+            "mutation($id: ID!) { issueInvoice(id: $id) { number } }",
+            json!({ "id": id }),
+        )
+    });
+    let mut numbers: Vec<String> = futures_util::future::join_all(issues)
+        .await
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, 200);
+            assert!(body.get("errors").is_none(), "{body}");
+            body["data"]["issueInvoice"]["number"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    numbers.sort();
+    let year = &numbers[0][4..8];
+    let expected: Vec<String> = (1..=50).map(|n| format!("INV-{year}-{n:04}")).collect();
+    assert_eq!(numbers, expected);
+
+    // Globex numbers on its own: its first invoice is 0001 too.
+    let (globex, globex_admin, globex_client) = &tenants[1];
+    let draft = id_of(
+        &app,
+        globex,
+        globex_admin,
+        "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
+        json!({ "i": { "clientId": globex_client, "from": "2026-10-01", "to": "2026-10-31" } }),
+        &["createInvoice", "id"],
+    )
+    .await;
+    app.gql(
+        &globex.host,
+        Some(globex_admin),
+        "mutation($id: ID!) { addInvoiceLine(invoiceId: $id, input: {description: \"Setup\", unitPrice: \"5\"}) { id } }",
+        json!({ "id": draft }),
+    )
+    .await;
+    // An empty draft is not issued, and takes no number.
+    let empty = id_of(
+        &app,
+        globex,
+        globex_admin,
+        "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
+        json!({ "i": { "clientId": globex_client, "from": "2026-10-01", "to": "2026-10-31" } }),
+        &["createInvoice", "id"],
+    )
+    .await;
+    let (code, _) = app
+        .gql_error(
+            &globex.host,
+            Some(globex_admin),
+            "mutation($id: ID!) { issueInvoice(id: $id) { id } }",
+            json!({ "id": empty }),
+        )
+        .await;
+    assert_eq!(code, "CONFLICT");
+    let issued = app
+        .gql(
+            &globex.host,
+            Some(globex_admin),
+            "mutation($id: ID!) { issueInvoice(id: $id) { number } }",
+            json!({ "id": draft }),
+        )
+        .await;
+    assert_eq!(issued["issueInvoice"]["number"], format!("INV-{year}-0001"));
+    // The same id is each tenant's own invoice.
+    let query = "query($id: ID!) { invoice(id: $id) { lines { description } } }";
+    let at_globex = app
+        .gql(
+            &globex.host,
+            Some(globex_admin),
+            query,
+            json!({ "id": drafts[0] }),
+        )
+        .await;
+    assert_eq!(at_globex["invoice"]["lines"], json!([{ "description": "Setup" }]));
+    let at_acme = app
+        .gql(&acme.host, Some(admin), query, json!({ "id": drafts[0] }))
+        .await;
+    assert_eq!(
+        at_acme["invoice"]["lines"],
+        json!([{ "description": "Retainer 0" }])
+    );
+}
+
+#[tokio::test]
+async fn an_entry_lands_on_one_invoice_even_when_two_drafts_are_made_at_once() {
+    let app = TestApp::with_pool_size(6).await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let (client, projects) = client_with_projects(&app, &t, &admin, &["120"]).await;
+    for day in 1..=20 {
+        log(&app, &t, &admin, &projects[0], &format!("2026-10-{day:02}"), 60).await;
+    }
+    approve_all(&app, "acme").await;
+    let create = || {
+        app.post(
+            &t.host,
+            Some(&admin),
+            "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id lines { entries { id } } } }",
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31", "groupBy": "ENTRY" } }),
+        )
+    };
+    let (a, b) = tokio::join!(create(), create());
+    let mut billed = Vec::new();
+    for (status, body) in [a, b] {
+        assert_eq!(status, 200);
+        if let Some(lines) = body["data"]["createInvoice"]["lines"].as_array() {
+            for line in lines {
+                for e in line["entries"].as_array().unwrap() {
+                    billed.push(e["id"].as_str().unwrap().to_owned());
+                }
+            }
+        } else {
+            assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT", "{body}");
+        }
+    }
+    billed.sort();
+    let total = billed.len();
+    billed.dedup();
+    assert_eq!((total, billed.len()), (20, 20), "every entry billed exactly once");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(DISTINCT time_entry_id) AS n FROM acme.invoice_entries WHERE live"
+        )
+        .await,
+        20
+    );
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM acme.invoice_entries WHERE live").await,
+        20
+    );
+}
+
+#[tokio::test]
+async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let manager = app.create_user(&t, &admin, "pm@acme.example", "MANAGER").await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let (client, projects) = client_with_projects(&app, &t, &admin, &["100"]).await;
+    log(&app, &t, &admin, &projects[0], "2026-10-05", 90).await;
+    log(&app, &t, &admin, &projects[0], "2026-10-06", 30).await;
+    approve_all(&app, "acme").await;
+    let new_draft = || async {
+        app.gql(
+            &t.host,
+            Some(&admin),
+            &create_invoice_query(),
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31", "taxRate": "0" } }),
+        )
+        .await["createInvoice"]
+            .clone()
+    };
+    let first = new_draft().await;
+    assert_eq!(first["total"], "200.00");
+    // Nothing is left for a second draft while the first holds the entries.
+    let second = new_draft().await;
+    assert_eq!(second["lines"], json!([]));
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($id: ID!) { deleteInvoice(id: $id) }",
+        json!({ "id": second["id"] }),
+    )
+    .await;
+    let issued = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            &issue_query(),
+            json!({ "id": first["id"] }),
+        )
+        .await["issueInvoice"]
+        .clone();
+    let number = issued["number"].as_str().unwrap().to_owned();
+
+    // Void (with a reason): the number stays, the entries go back to APPROVED.
+    let (code, error) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { voidInvoice(id: $id, reason: \" \") { id } }",
+            json!({ "id": first["id"] }),
+        )
+        .await;
+    assert_eq!(
+        (code.as_str(), error["extensions"]["field"].as_str()),
+        ("BAD_USER_INPUT", Some("reason"))
+    );
+    let voided = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { voidInvoice(id: $id, reason: \"wrong rate\") { status number voidReason balanceDue } }",
+            json!({ "id": first["id"] }),
+        )
+        .await["voidInvoice"]
+        .clone();
+    assert_eq!(
+        voided,
+        json!({ "status": "VOID", "number": number, "voidReason": "wrong rate", "balanceDue": "0.00" })
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM acme.time_entries WHERE status = 'APPROVED'"
+        )
+        .await,
+        2
+    );
+    // They are billed again, under the next number: no gap, no reuse.
+    let again = new_draft().await;
+    assert_eq!(again["total"], "200.00");
+    let reissued = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            &issue_query(),
+            json!({ "id": again["id"] }),
+        )
+        .await["issueInvoice"]
+        .clone();
+    assert_eq!(reissued["number"], number.replace("-0001", "-0002"));
+
+    // Payments: more than is due is refused; parts add up to PAID.
+    const PAY: &str = "mutation($id: ID!, $a: Decimal!, $d: NaiveDate!) { recordPayment(invoiceId: $id, amount: $a, date: $d) { \
+        amount invoice { status paid balanceDue } } }";
+    let today = reissued["issueDate"].clone();
+    let pay = |amount: &'static str| {
+        let vars = json!({ "id": again["id"], "a": amount, "d": today });
+        let (app, host, admin) = (&app, t.host.clone(), admin.clone());
+        async move { app.post(&host, Some(&admin), PAY, vars).await.1 }
+    };
+    let code = |body: &Value| body["errors"][0]["extensions"]["code"].clone();
+    assert_eq!(code(&pay("200.01").await), "CONFLICT");
+    assert_eq!(code(&pay("10.001").await), "BAD_USER_INPUT");
+    let part = pay("120.5").await;
+    assert_eq!(
+        part["data"]["recordPayment"],
+        json!({ "amount": "120.50", "invoice": { "status": "ISSUED", "paid": "120.50", "balanceDue": "79.50" } })
+    );
+    // Partly paid: not voided.
+    let (void_code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!) { voidInvoice(id: $id, reason: \"x\") { id } }",
+            json!({ "id": again["id"] }),
+        )
+        .await;
+    assert_eq!(void_code, "CONFLICT");
+    let rest = pay("79.50").await;
+    assert_eq!(
+        rest["data"]["recordPayment"]["invoice"]["status"], "PAID",
+        "{rest}"
+    );
+    assert_eq!(code(&pay("1").await), "CONFLICT");
+
+    // Managers read invoices, but only admins change them; members see none.
+    let listed = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "{ invoices(filter: {statuses: [PAID, VOID]}) { edges { node { number status payments { amount } } } } }",
+            json!({}),
+        )
+        .await;
+    let edges = listed["invoices"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 2);
+    assert_eq!(
+        edges[1]["node"]["payments"],
+        json!([{ "amount": "120.50" }, { "amount": "79.50" }])
+    );
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            Some(&manager),
+            "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN");
+    for query in [
+        "{ invoices { edges { node { id } } } }",
+        "query($id: ID!) { invoice(id: $id) { id } }",
+    ] {
+        let (code, _) = app
+            .gql_error(&t.host, Some(&member), query, json!({ "id": again["id"] }))
+            .await;
+        assert_eq!(code, "FORBIDDEN", "{query}");
+    }
+    let node = app
+        .post(
+            &t.host,
+            Some(&member),
+            "query($id: ID!) { node(id: $id) { id } }",
+            json!({ "id": again["id"] }),
+        )
+        .await
+        .1;
+    assert!(node["data"]["node"].is_null(), "{node}");
+
+    // Overdue comes from the due date in the tenant's zone.
+    exec(&app, "UPDATE acme.invoices SET status = 'ISSUED', paid = 0, due_date = current_date - 1 WHERE status = 'PAID'").await;
+    let overdue = app
+        .gql(
+            &t.host,
+            Some(&manager),
+            "{ invoices(filter: {overdue: true}) { edges { node { number overdue } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        overdue["invoices"]["edges"],
+        json!([{ "node": { "number": reissued["number"], "overdue": true } }])
+    );
+}
