@@ -70,6 +70,8 @@ fn query(ids: &[String]) -> String {
 }
 
 fn main() {
+    // reqwest is built without a default TLS provider in this project: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()

@@ -99,6 +99,8 @@ async fn fill(conn: &mut AsyncPgConnection, entries: i64) {
 }
 
 fn main() {
+    // reqwest is built without a default TLS provider in this project: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
     let entries: i64 = env_or("BENCH_ENTRIES", 1_000_000);
     let runs: usize = env_or("BENCH_RUNS", 15);

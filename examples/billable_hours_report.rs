@@ -42,6 +42,8 @@ fn text(value: &Value) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built without a default TLS provider in this project: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (url, host, month) = match args.as_slice() {
         [url, host] => (url, host, None),

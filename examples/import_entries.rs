@@ -212,6 +212,8 @@ fn derived_ref(row: &HashMap<String, String>) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    // reqwest is built without a default TLS provider in this project: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, host, path] = args.as_slice() else {
         eprintln!("usage: import_entries URL HOST FILE.csv   (token in CROWDMINDER_TOKEN)");

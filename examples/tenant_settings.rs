@@ -32,6 +32,8 @@ async fn graphql(
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built without a default TLS provider in this project: use ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [url, host, email, password] = args.as_slice() else {
         eprintln!("usage: tenant_settings URL HOST EMAIL PASSWORD");
