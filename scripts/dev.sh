@@ -52,6 +52,20 @@ case "${1:-}" in
     exec "$bin" serve
     ;;
   test)
+    # The invoice PDF tests read PDFs back with pdftotext (poppler-utils) and set them in
+    # DejaVu Sans (fonts-dejavu-core).
+    missing=()
+    command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+    if [ ${#missing[@]} -gt 0 ]; then
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+          || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null; }
+      else
+        echo "the tests need: ${missing[*]} (apt-get install ${missing[*]})" >&2
+        exit 1
+      fi
+    fi
     server=$(scripts/pg.sh start .data/postgres-test 54330 -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
     export TEST_DATABASE_URL=$server
     shift

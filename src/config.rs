@@ -114,6 +114,22 @@ pub struct ServiceConfig {
     #[arg(long = "file-max-bytes", env = "FILE_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub file_max_bytes: usize,
 
+    /// TrueType font of invoice PDFs (regular weight).
+    #[arg(
+        long = "pdf-font",
+        env = "PDF_FONT",
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    )]
+    pub pdf_font: String,
+
+    /// TrueType font of invoice PDFs (bold).
+    #[arg(
+        long = "pdf-font-bold",
+        env = "PDF_FONT_BOLD",
+        default_value = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
+    )]
+    pub pdf_font_bold: String,
+
     /// Serve GraphiQL at /graphiql.
     #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -135,6 +151,8 @@ impl ServiceConfig {
                 .to_string_lossy()
                 .into_owned(),
             file_max_bytes: 10 * 1024 * 1024,
+            pdf_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".to_owned(),
+            pdf_font_bold: "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf".to_owned(),
             graphiql: true,
         }
     }

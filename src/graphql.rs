@@ -37,6 +37,7 @@ pub struct Services {
     pub settings: Arc<SettingsCache>,
     pub actors: Arc<ActorCache>,
     pub files: crate::files::FileStore,
+    pub pdf: Arc<crate::billing::pdf::PdfFonts>,
 }
 
 /// What one request carries: its tenant unit, its credential, its loaders.

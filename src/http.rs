@@ -21,6 +21,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::auth::tokens::JwtKeys;
+use crate::billing::pdf::PdfFonts;
 use crate::config::{Secret, ServiceConfig};
 use crate::db::DbPool;
 use crate::error::AppError;
@@ -82,6 +83,7 @@ impl AppState {
         let services = Arc::new(Services {
             jwt: JwtKeys::new(&config)?,
             files: FileStore::open(&config.file_store, config.file_max_bytes)?,
+            pdf: Arc::new(PdfFonts::new(&config.pdf_font, &config.pdf_font_bold)),
             config,
             settings,
             actors,
@@ -104,6 +106,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/reports/billable-hours.csv", get(billable_hours_csv))
         .route("/files/{id}", get(download_file))
+        .route("/invoices/{file}", get(invoice_pdf))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
@@ -403,6 +406,56 @@ async fn download_file(
         }
     }
     response
+}
+
+/// An invoice as PDF (`/invoices/<Invoice id>.pdf`), for the tenant's managers and admins.
+async fn invoice_pdf(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Response {
+    let found = async {
+        let (db, actor) = read_unit(&state, &headers).await?;
+        crate::billing::may_see_invoices(&actor)?;
+        let not_found = || AppError::NotFound { what: "invoice" };
+        let id = file.strip_suffix(".pdf").ok_or_else(not_found)?;
+        let id = graphql::expect_global_id("id", &async_graphql::ID(id.to_owned()), "Invoice")
+            .map_err(|_| not_found())?;
+        let document = {
+            let mut conn = db.conn().await?;
+            crate::billing::InvoiceDocument::load(&mut conn, id).await?
+        };
+        db.commit().await?;
+        let document = document.ok_or_else(not_found)?;
+        let fonts = Arc::clone(&state.services.pdf);
+        let tenant_name = db.tenant().name.clone();
+        // Laying out and subsetting fonts is CPU work: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let bytes = document.render(&fonts, &tenant_name)?;
+            Ok::<_, AppError>((document.file_name(), bytes))
+        })
+        .await
+        .map_err(AppError::internal)?
+    }
+    .await;
+    match found {
+        Ok((name, bytes)) => {
+            let mut response = Body::from(bytes).into_response();
+            let h = response.headers_mut();
+            for (name, value) in [
+                (header::CONTENT_TYPE, "application/pdf".to_owned()),
+                (header::CONTENT_DISPOSITION, content_disposition(&name)),
+                (header::CACHE_CONTROL, "private, no-store".to_owned()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ] {
+                if let Ok(value) = value.parse() {
+                    h.insert(name, value);
+                }
+            }
+            response
+        }
+        Err(e) => error_response(status_of(&e), e),
+    }
 }
 
 /// `attachment` with an ASCII fallback name and the exact one in RFC 5987 form.

@@ -632,3 +632,148 @@ async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() 
         json!([{ "node": { "number": reissued["number"], "overdue": true } }])
     );
 }
+
+/// The text of a PDF as pdftotext reads it (with the layout kept).
+fn pdf_text(bytes: &[u8]) -> String {
+    let path = common::temp_dir("pdf").join("invoice.pdf");
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", path.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext (poppler-utils) is installed by scripts/dev.sh test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_invoice_pdf_shows_its_numbers_and_names_only_to_its_tenants_managers() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let globex = app.create_tenant("globex").await;
+    let admin = app.login_admin(&t).await;
+    let globex_admin = app.login_admin(&globex).await;
+    let manager = app.create_user(&t, &admin, "pm@acme.example", "MANAGER").await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    settings(
+        &app,
+        &t,
+        &admin,
+        json!({ "defaultTaxRate": "15", "currency": "CHF" }),
+    )
+    .await;
+    let client = id_of(
+        &app,
+        &t,
+        &admin,
+        "mutation { createClient(input: {name: \"Zürcher Ärztehaus AG\", billingEmail: \"buchhaltung@aerztehaus.example\"}) { id } }",
+        json!({}),
+        &["createClient", "id"],
+    )
+    .await;
+    let project = id_of(
+        &app,
+        &t,
+        &admin,
+        "mutation($c: ID!) { createProject(input: {clientId: $c, name: \"Ωmega Łódź rollout\", hourlyRate: \"1234.5\"}) { id } }",
+        json!({ "c": client }),
+        &["createProject", "id"],
+    )
+    .await;
+    log(&app, &t, &admin, &project, "2026-10-05", 480).await;
+    approve_all(&app, "acme").await;
+    let draft = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            &create_invoice_query(),
+            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
+        )
+        .await["createInvoice"]
+        .clone();
+    // Many manual lines, so the PDF runs over pages.
+    for i in 0..80 {
+        app.gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!, $i: InvoiceLineInput!) { addInvoiceLine(invoiceId: $id, input: $i) { id } }",
+            json!({ "id": draft["id"], "i": { "description": format!("Expense {i}: Übernachtung"), "unitPrice": "10" } }),
+        )
+        .await;
+    }
+    let issued = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            &issue_query(),
+            json!({ "id": draft["id"] }),
+        )
+        .await["issueInvoice"]
+        .clone();
+    let number = issued["number"].as_str().unwrap().to_owned();
+    // 8 h x 1,234.50 = 9,876.00; + 800 = 10,676.00; tax 15 % = 1,601.40; total 12,277.40.
+    assert_eq!(issued["total"], "12277.40");
+    let url = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "query($id: ID!) { invoice(id: $id) { pdfUrl } }",
+            json!({ "id": draft["id"] }),
+        )
+        .await["invoice"]["pdfUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = url.split_once(&t.host).unwrap().1.to_owned();
+    assert_eq!(path, format!("/invoices/{}.pdf", draft["id"].as_str().unwrap()));
+
+    for token in [&admin, &manager] {
+        let (status, headers, bytes) = app.get_raw(&t.host, Some(token), &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "application/pdf");
+        assert!(
+            headers["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains(&format!("{number}.pdf"))
+        );
+        assert!(bytes.starts_with(b"%PDF-"));
+        let text = pdf_text(&bytes);
+        for expected in [
+            number.as_str(),
+            "Company acme",
+            "Zürcher Ärztehaus AG",
+            "buchhaltung@aerztehaus.example",
+            "Ωmega Łódź rollout",
+            "Expense 79: Übernachtung",
+            "9,876.00",
+            "1,601.40",
+            "12,277.40",
+            "Total CHF",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+        }
+        // Paged, each page numbered out of the whole.
+        let pages: usize = text
+            .split("Page 1 of ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no page numbers in:\n{text}"));
+        assert!(pages >= 2);
+        assert!(text.contains(&format!("Page {pages} of {pages}")));
+    }
+    // A member, a token of another tenant, no token: nothing.
+    let (status, _, bytes) = app.get_raw(&t.host, Some(&member), &path).await;
+    assert_eq!(status, 403);
+    assert!(!bytes.starts_with(b"%PDF"));
+    let (status, _, bytes) = app.get_raw(&t.host, Some(&globex_admin), &path).await;
+    assert_eq!(status, 401);
+    assert!(!bytes.starts_with(b"%PDF"));
+    let (status, _, _) = app.get_raw(&t.host, None, &path).await;
+    assert_eq!(status, 401);
+    // The same path at Globex's host is Globex's business: it has no such invoice.
+    let (status, _, _) = app.get_raw(&globex.host, Some(&globex_admin), &path).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = app.get_raw(&t.host, Some(&admin), "/invoices/nothing.pdf").await;
+    assert_eq!(status, 404);
+}

@@ -128,6 +128,12 @@ impl InvoiceNode {
         let minor = self.0.minor_units();
         Ok(payments.into_iter().map(|p| PaymentNode(p, minor)).collect())
     }
+    /// The PDF, on the tenant's site (same Bearer token; managers and admins).
+    async fn pdf_url(&self, ctx: &Context<'_>) -> String {
+        let req = ctx.request();
+        let site = crate::settings::derived(req.db.tenant(), &req.services.config).site_url;
+        format!("{site}/invoices/{}.pdf", global_id("Invoice", self.0.id).0)
+    }
     async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.created_by).await?)
     }
