@@ -51,6 +51,7 @@ fn worker(url: &str, state: &AppState, registry: Registry, concurrency: usize) -
                 std::env::temp_dir().join("crowdminder-bench-mail"),
             ))
             .unwrap(),
+            pdf: Arc::clone(&state.services.pdf),
         }),
         config: WorkerConfig {
             concurrency,

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::Secret;
@@ -50,6 +50,15 @@ pub struct Email {
     pub to_name: String,
     pub subject: String,
     pub text: String,
+    pub attachments: Vec<EmailAttachment>,
+}
+
+/// A file sent along (an invoice's PDF).
+#[derive(Debug, Clone)]
+pub struct EmailAttachment {
+    pub filename: String,
+    pub content_type: String,
+    pub bytes: Vec<u8>,
 }
 
 pub enum Mailer {
@@ -82,12 +91,20 @@ impl Mailer {
         let from = Mailbox::new(Some(email.from_name.clone()), email.from.parse()?);
         let to_name = (!email.to_name.is_empty()).then(|| email.to_name.clone());
         let to = Mailbox::new(to_name, email.to.parse()?);
-        let message = Message::builder()
-            .from(from)
-            .to(to)
-            .subject(&email.subject)
-            .header(ContentType::TEXT_PLAIN)
-            .body(email.text.clone())?;
+        let builder = Message::builder().from(from).to(to).subject(&email.subject);
+        let message = if email.attachments.is_empty() {
+            builder.header(ContentType::TEXT_PLAIN).body(email.text.clone())?
+        } else {
+            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(email.text.clone()));
+            for file in &email.attachments {
+                let content_type = ContentType::parse(&file.content_type)
+                    .map_err(|e| anyhow::anyhow!("attachment content type: {e}"))?;
+                parts = parts.singlepart(
+                    Attachment::new(file.filename.clone()).body(file.bytes.clone(), content_type),
+                );
+            }
+            builder.multipart(parts)?
+        };
         match self {
             Self::Smtp(transport) => {
                 let response = transport

@@ -326,6 +326,7 @@ fn start_worker(
         config: state.services.config.clone(),
         settings: Arc::clone(&state.services.settings),
         mailer: Mailer::new(mail)?,
+        pdf: Arc::clone(&state.services.pdf),
     });
     Ok(Worker {
         id: worker_id(0),

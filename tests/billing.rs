@@ -777,3 +777,92 @@ async fn the_invoice_pdf_shows_its_numbers_and_names_only_to_its_tenants_manager
     let (status, _, _) = app.get_raw(&t.host, Some(&admin), "/invoices/nothing.pdf").await;
     assert_eq!(status, 404);
 }
+
+/// The first part of an .eml whose headers mention `content_type`, decoded from base64.
+fn attachment(eml: &str, content_type: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let start = eml
+        .find(&format!("Content-Type: {content_type}"))
+        .expect("the attachment");
+    let part = &eml[start..];
+    let body_start = part
+        .find("\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| part.find("\n\n").map(|i| i + 2))
+        .unwrap();
+    let body: String = part[body_start..]
+        .lines()
+        .take_while(|l| !l.starts_with("--"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_issued_invoice_is_emailed_with_its_pdf_from_its_own_tenant() {
+    let app = TestApp::new().await;
+    let mut sent = Vec::new();
+    for schema in ["acme", "globex"] {
+        let t = app.create_tenant(schema).await;
+        let admin = app.login_admin(&t).await;
+        let (client, projects) = client_with_projects(&app, &t, &admin, &["150"]).await;
+        log(&app, &t, &admin, &projects[0], "2026-10-05", 120).await;
+        approve_all(&app, schema).await;
+        let draft = app
+            .gql(
+                &t.host,
+                Some(&admin),
+                &create_invoice_query(),
+                json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
+            )
+            .await["createInvoice"]["id"]
+            .clone();
+        const SEND: &str = "mutation($id: ID!) { sendInvoice(id: $id) { sentAt } }";
+        // A draft is not sent, and nothing more is queued.
+        let (code, _) = app
+            .gql_error(&t.host, Some(&admin), SEND, json!({ "id": draft }))
+            .await;
+        assert_eq!(code, "CONFLICT");
+        assert_eq!(
+            count(
+                &app,
+                "SELECT count(*) AS n FROM public.jobs WHERE payload->>'template' = 'invoice_sent'"
+            )
+            .await,
+            sent.len() as i64
+        );
+        let number = app
+            .gql(&t.host, Some(&admin), &issue_query(), json!({ "id": draft }))
+            .await["issueInvoice"]["number"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let done = app.gql(&t.host, Some(&admin), SEND, json!({ "id": draft })).await;
+        assert!(done["sendInvoice"]["sentAt"].is_string());
+        sent.push((t, number));
+    }
+    let emails = common::drain_outbox(&app).await;
+    assert_eq!(emails.len(), 2);
+    for (t, number) in &sent {
+        let eml = emails
+            .iter()
+            .find(|e| e.contains(&format!("Subject: Invoice {number} from Company {}", t.schema)))
+            .unwrap_or_else(|| panic!("no email for {}: {emails:?}", t.schema));
+        let host = t.host.as_str();
+        assert!(eml.contains(&format!("no-reply@{host}")), "{eml}");
+        assert!(eml.contains("ap@globex.example"), "{eml}");
+        let other = if t.schema == "acme" { "globex" } else { "acme" };
+        assert!(!eml.contains(&format!("no-reply@{other}")), "{eml}");
+        assert!(eml.contains(&format!("filename=\"{number}.pdf\"")), "{eml}");
+        let pdf = attachment(eml, "application/pdf");
+        assert!(pdf.starts_with(b"%PDF-"));
+        let text = pdf_text(&pdf);
+        assert!(
+            text.contains(number.as_str()) && text.contains("300.00"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("Company {}", t.schema)), "{text}");
+    }
+}

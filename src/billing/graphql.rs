@@ -100,6 +100,10 @@ impl InvoiceNode {
     async fn notes(&self) -> &str {
         &self.0.notes
     }
+    /// When it was last sent to the client.
+    async fn sent_at(&self) -> Option<DateTime<Utc>> {
+        self.0.sent_at
+    }
     async fn void_reason(&self) -> Option<&str> {
         self.0.void_reason.as_deref()
     }
@@ -488,6 +492,17 @@ impl BillingMutation {
             conn, actor, invoice_id, amount, date, &note
         ));
         Ok(PaymentNode(payment, invoice.minor_units()))
+    }
+
+    /// Emails an issued invoice with its PDF to the client's billing address, from the
+    /// tenant's DEFAULT_FROM_EMAIL, through the outbox (admins).
+    async fn send_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<InvoiceNode> {
+        let id = expect_global_id("id", &id, "Invoice")?;
+        let tenant_id = ctx.request().db.tenant().id;
+        let sent = in_savepoint!(ctx, |conn, actor, settings| billing::send(
+            conn, actor, tenant_id, id
+        ));
+        Ok(InvoiceNode(sent))
     }
 
     /// Voids an issued invoice without payments: it keeps its number, its entries may be

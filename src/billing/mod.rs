@@ -123,6 +123,7 @@ pub struct Invoice {
     pub due_date: Option<NaiveDate>,
     pub void_reason: Option<String>,
     pub voided_at: Option<DateTime<Utc>>,
+    pub sent_at: Option<DateTime<Utc>>,
     pub created_by: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -1049,6 +1050,49 @@ pub async fn void(conn: &mut AsyncPgConnection, actor: &Actor, id: i64, reason: 
             invoices::voided_at.eq(diesel::dsl::now),
             invoices::updated_at.eq(diesel::dsl::now),
         ))
+        .returning(Invoice::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Hands an issued (or paid) invoice to the outbox for the client's billing address, with
+/// its PDF (admins). The email is rendered and sent after the transaction commits.
+pub async fn send(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    tenant_id: i64,
+    id: i64,
+) -> AppResult<Invoice> {
+    admins_only(actor)?;
+    let invoice = lock(conn, id).await?;
+    if !matches!(invoice.status(), InvoiceStatus::Issued | InvoiceStatus::Paid) {
+        return Err(AppError::conflict(
+            Some("id"),
+            format!(
+                "invoice {} is {}: only issued invoices are sent",
+                invoice.name(),
+                invoice.status().as_str().to_lowercase()
+            ),
+        ));
+    }
+    let email: Option<String> = clients::table
+        .find(invoice.client_id)
+        .select(clients::billing_email)
+        .first(conn)
+        .await?;
+    if email.as_deref().is_none_or(|e| e.trim().is_empty()) {
+        return Err(AppError::conflict(
+            Some("id"),
+            "the client has no billing email: set one with updateClient",
+        ));
+    }
+    crate::jobs::enqueue(
+        conn,
+        crate::jobs::handlers::EmailTemplate::InvoiceSent { invoice_id: id }.job(tenant_id),
+    )
+    .await?;
+    Ok(diesel::update(invoices::table.find(id))
+        .set(invoices::sent_at.eq(diesel::dsl::now))
         .returning(Invoice::as_returning())
         .get_result(conn)
         .await?)

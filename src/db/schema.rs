@@ -262,6 +262,7 @@ diesel::table! {
         due_date -> Nullable<Date>,
         void_reason -> Nullable<Text>,
         voided_at -> Nullable<Timestamptz>,
+        sent_at -> Nullable<Timestamptz>,
         created_by -> BigInt,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,

@@ -26,6 +26,7 @@ pub struct JobServices {
     pub config: ServiceConfig,
     pub settings: Arc<SettingsCache>,
     pub mailer: Mailer,
+    pub pdf: Arc<crate::billing::pdf::PdfFonts>,
 }
 
 /// One run of one job.
@@ -153,6 +154,8 @@ pub enum EmailTemplate {
     LeaveDecided { request_id: i64 },
     /// A leave request cancelled by its requester, to one approver.
     LeaveCancelled { request_id: i64, to_user_id: i64 },
+    /// An issued invoice with its PDF, to the client's billing address.
+    InvoiceSent { invoice_id: i64 },
 }
 
 impl EmailTemplate {
@@ -359,6 +362,58 @@ pub async fn render(ctx: &JobContext, template: &EmailTemplate) -> anyhow::Resul
                 &body,
             )))
         }
+        EmailTemplate::InvoiceSent { invoice_id } => {
+            use crate::billing::{InvoiceDocument, InvoiceStatus, pdf::format_amount};
+            let Some(document) = InvoiceDocument::load(&mut conn, *invoice_id)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            else {
+                return Ok(None);
+            };
+            drop(conn);
+            let invoice = &document.invoice;
+            let (Some(number), Some(to)) = (invoice.number.clone(), document.client_email.clone()) else {
+                return Ok(None);
+            };
+            if !matches!(invoice.status(), InvoiceStatus::Issued | InvoiceStatus::Paid) {
+                return Ok(None);
+            }
+            let minor = invoice.minor_units();
+            let due = invoice.due_date.map(|d| d.to_string()).unwrap_or_default();
+            let body = format!(
+                "please find attached invoice {number} from {} for the period {} to {}.\n\n\
+                 Total: {} {}\nBalance due: {} {}\nDue date: {due}\n",
+                tenant.name,
+                invoice.period_from,
+                invoice.period_to,
+                format_amount(invoice.total, minor),
+                invoice.currency,
+                format_amount(invoice.balance_due(), minor),
+                invoice.currency,
+            );
+            let subject = format!("Invoice {number} from {}", tenant.name);
+            let fonts = Arc::clone(&ctx.services.pdf);
+            let tenant_name = tenant.name.clone();
+            let (filename, client_name, pdf) = tokio::task::spawn_blocking(move || {
+                let bytes = document.render(&fonts, &tenant_name);
+                (document.file_name(), document.client_name, bytes)
+            })
+            .await?;
+            let pdf = pdf.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut email = letter(
+                derived.default_from_email,
+                from_name,
+                (to, client_name),
+                subject,
+                &body,
+            );
+            email.attachments.push(crate::mail::EmailAttachment {
+                filename,
+                content_type: "application/pdf".to_owned(),
+                bytes: pdf,
+            });
+            Ok(Some(email))
+        }
     }
 }
 
@@ -382,6 +437,7 @@ fn letter(
         to_name: name,
         subject,
         text: format!("Hello {greeting},\n\n{body}"),
+        attachments: Vec::new(),
     }
 }
 

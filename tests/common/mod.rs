@@ -538,6 +538,7 @@ pub fn worker(
             config: ServiceConfig::with_secret(JWT_SECRET),
             settings: Arc::clone(&app.state.services.settings),
             mailer: Mailer::new(&mail).unwrap(),
+            pdf: Arc::clone(&app.state.services.pdf),
         }),
         config,
         schedules,

@@ -25,6 +25,8 @@ CREATE TABLE invoices (
     due_date date,
     void_reason text,
     voided_at timestamptz,
+    -- When it was last handed to the outbox for the client.
+    sent_at timestamptz,
     created_by bigint NOT NULL REFERENCES users (id),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
