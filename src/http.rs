@@ -358,25 +358,14 @@ async fn download_file(
 ) -> Response {
     let found = async {
         let (db, actor) = read_unit(&state, &headers).await?;
-        let not_found = AppError::NotFound { what: "file" };
-        let id = graphql::expect_global_id("id", &async_graphql::ID(id), "File")
-            .map_err(|_| AppError::NotFound { what: "file" })?;
+        let not_found = || AppError::NotFound { what: "file" };
+        let id = graphql::expect_global_id("id", &async_graphql::ID(id), "File").map_err(|_| not_found())?;
         let file = {
             let mut conn = db.conn().await?;
-            crate::files::find(&mut conn, id).await?
-        };
-        let owner = match file.as_ref().and_then(|f| f.leave_request_id) {
-            Some(request) => {
-                let mut conn = db.conn().await?;
-                crate::leave::find(&mut conn, request).await?.map(|r| r.user_id)
-            }
-            None => None,
+            crate::leave::visible_file(&mut conn, &actor, id).await?
         };
         db.commit().await?;
-        match (file, owner) {
-            (Some(file), Some(owner)) if actor.may_see(owner) => Ok(file),
-            _ => Err(not_found),
-        }
+        file.ok_or_else(not_found)
     }
     .await;
     let file = match found {

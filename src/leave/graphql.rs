@@ -203,14 +203,7 @@ impl FileNode {
         let req = ctx.request();
         let actor = req.actor().await?;
         let mut conn = req.db.conn().await?;
-        let Some(file) = files::find(&mut conn, id).await? else {
-            return Ok(None);
-        };
-        let owner = match file.leave_request_id {
-            Some(request) => leave::find(&mut conn, request).await?.map(|r| r.user_id),
-            None => None,
-        };
-        Ok(owner.filter(|&o| actor.may_see(o)).map(|_| Self(file)))
+        Ok(leave::visible_file(&mut conn, actor, id).await?.map(Self))
     }
 }
 

@@ -880,6 +880,23 @@ pub async fn page(
     Ok(query.load(conn).await?)
 }
 
+/// A stored file of a leave request, if `actor` may have it: the requester, managers and
+/// admins. The one rule for both the API and the download route.
+pub async fn visible_file(
+    conn: &mut AsyncPgConnection,
+    actor: &Actor,
+    id: i64,
+) -> AppResult<Option<crate::files::StoredFile>> {
+    let Some(file) = crate::files::find(conn, id).await? else {
+        return Ok(None);
+    };
+    let owner = match file.leave_request_id {
+        Some(request) => find(conn, request).await?.map(|r| r.user_id),
+        None => None,
+    };
+    Ok(owner.filter(|&o| actor.may_see(o)).map(|_| file))
+}
+
 /// Locks a request to change its files: the requester, managers and admins, while it is
 /// pending or approved.
 pub async fn lock_for_files(conn: &mut AsyncPgConnection, actor: &Actor, id: i64) -> AppResult<LeaveRequest> {
