@@ -111,6 +111,31 @@ impl RequestContext {
     }
 }
 
+/// Loads `keys` through `loader` at once, in one batch, and leaves them in the request's
+/// cache for each row's resolver to find. For a resolver that already knows every key its
+/// page needs: `load_many` would first wait out the loader's batching delay (a
+/// millisecond or more) to gather keys that are all here already.
+pub async fn prefetch<K, T>(
+    loader: &Loader<T>,
+    keys: impl IntoIterator<Item = K>,
+) -> AppResult<std::collections::HashMap<K, T::Value>>
+where
+    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
+    T: async_graphql::dataloader::Loader<K, Error = Arc<AppError>>,
+{
+    let mut keys: Vec<K> = keys.into_iter().collect();
+    let mut seen = std::collections::HashSet::with_capacity(keys.len());
+    keys.retain(|k| seen.insert(k.clone()));
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let found = loader.loader().load(&keys).await.map_err(loader_error)?;
+    loader
+        .feed_many(found.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .await;
+    Ok(found)
+}
+
 /// A failed batch load, as resolvers report it (the cause is logged, not shown).
 pub fn loader_error(e: Arc<AppError>) -> AppError {
     AppError::internal(anyhow::anyhow!("a batch load failed: {e:?}"))

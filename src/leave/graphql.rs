@@ -503,10 +503,7 @@ async fn team_balances(
         let balances = leave::balances_of(&mut conn, &settings, &ids, year, as_of, None).await?;
         (ids, balances)
     };
-    req.users
-        .load_many(ids.iter().copied())
-        .await
-        .map_err(|e| AppError::internal(anyhow::anyhow!("loading users: {e:?}")))?;
+    crate::graphql::prefetch(&req.users, ids.iter().copied()).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(user_balances) = balances.remove(&id) else {

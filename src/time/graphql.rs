@@ -13,7 +13,7 @@ use super::catalog::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, prefetch};
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
 const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
@@ -266,29 +266,16 @@ async fn load_relations(ctx: &Context<'_>, node: Lookahead<'_>, projects: &[Proj
         .feed_many(projects.iter().map(|p| (p.id, p.clone())))
         .await;
     if node.field("client").exists() {
-        req.clients
-            .load_many(projects.iter().map(|p| p.client_id))
-            .await
-            .map_err(loader_error)?;
+        prefetch(&req.clients, projects.iter().map(|p| p.client_id)).await?;
     }
     if node.field("tasks").exists() {
-        req.project_tasks
-            .load_many(ids.iter().copied())
-            .await
-            .map_err(loader_error)?;
+        prefetch(&req.project_tasks, ids.iter().copied()).await?;
     }
     let members = node.field("members");
     if members.exists() {
-        let by_project = req
-            .project_members
-            .load_many(ids.iter().copied())
-            .await
-            .map_err(loader_error)?;
+        let by_project = prefetch(&req.project_members, ids.iter().copied()).await?;
         if members.field("user").exists() {
-            req.users
-                .load_many(by_project.values().flatten().map(|m| m.user_id))
-                .await
-                .map_err(loader_error)?;
+            prefetch(&req.users, by_project.values().flatten().map(|m| m.user_id)).await?;
         }
     }
     Ok(())

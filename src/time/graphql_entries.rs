@@ -13,7 +13,9 @@ use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
 use crate::auth::graphql::UserNode;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked};
+use crate::graphql::{
+    ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked, prefetch,
+};
 use crate::settings;
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
@@ -317,7 +319,7 @@ async fn prime_relations(ctx: &Context<'_>, node: Lookahead<'_>, rows: &[EntryRo
             .map(|(e, ..)| e.user_id)
             .filter(|u| actor.may_see(*u))
             .collect();
-        req.users.load_many(users).await.map_err(loader_error)?;
+        prefetch(&req.users, users).await?;
     }
     Ok(())
 }
@@ -581,10 +583,7 @@ impl TimeQuery {
             let leave = crate::leave::approved_days(&mut conn, &calendar, from, to).await?;
             (calendar.days_between(from, to), rows, leave)
         };
-        req.users
-            .load_many(rows.iter().map(|r| r.user_id))
-            .await
-            .map_err(loader_error)?;
+        prefetch(&req.users, rows.iter().map(|r| r.user_id)).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let billable = Decimal::from(row.billable_minutes) / Decimal::from(60);
