@@ -193,12 +193,14 @@ async fn graphql_get(State(state): State<AppState>, request: Request) -> Respons
     }
 }
 
-/// Whether the operation the request selects is a mutation (and so may write).
-fn operation_access(request: &async_graphql::Request) -> Access {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+/// Whether the operation the request selects is a mutation (and so may write). The parsed
+/// document stays in the request, so execution does not parse it again.
+fn operation_access(request: &mut async_graphql::Request) -> Access {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
         return Access::ReadOnly;
     };
-    let ty = match (&document.operations, request.operation_name.as_deref()) {
+    let ty = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
@@ -236,7 +238,7 @@ fn error_response(status: StatusCode, error: AppError) -> Response {
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     method: Method,
 ) -> Response {
     let host = headers
@@ -248,7 +250,7 @@ async fn execute(
         Err(e) => return error_response(StatusCode::OK, e),
     };
     tracing::Span::current().record("tenant", tenant.schema.as_str());
-    let access = operation_access(&request);
+    let access = operation_access(&mut request);
     if method == Method::GET && access == Access::ReadWrite {
         let mut response = error_response(
             StatusCode::METHOD_NOT_ALLOWED,
