@@ -56,8 +56,10 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     let mut manager_config = ManagerConfig::default();
     manager_config.custom_setup = Box::new(setup_connection);
     // The pool already discards a connection left inside a transaction; this query is the
-    // second line of defence, and it also proves the connection is alive.
-    manager_config.recycling_method = RecyclingMethod::CustomQuery(RESET_SEARCH_PATH.into());
+    // second line of defence, and it also proves the connection is alive. Sent as a simple
+    // query: one round trip, nothing prepared.
+    manager_config.recycling_method =
+        RecyclingMethod::CustomFunction(Box::new(|conn| conn.batch_execute(RESET_SEARCH_PATH).boxed()));
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         config.url.expose(),
         manager_config,
