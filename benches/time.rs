@@ -218,11 +218,97 @@ fn main() {
             "timeEntries(first: 100) with relations      API {api_ms:>7.1} ms   SQL {sql_ms:>7.1} ms   x{:.2}",
             api_ms / sql_ms
         );
-        println!("  (the SQL side: the page joined with projects, clients and tasks, then its users;");
-        println!("   the API adds BEGIN/COMMIT, authentication, GraphQL and HTTP on loopback)");
+        println!("  (SQL: the page joined with projects, clients and tasks, then its users, sent from Rust");
+        println!("   on one warm connection as the service sends them, prepared and decoded; the API adds");
+        println!("   BEGIN/COMMIT, authentication, GraphQL and HTTP on loopback)");
+
+        // The same two statements in psql, as \timing reports them: prepared (PREPARE /
+        // EXECUTE, as the service runs them) and with the values written in (planned each time).
+        let page_sql = entries::page_sql(&filter, Some((cursor_date, cursor_id)), 101);
+        let users: Vec<i64> = entries::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(e, ..)| e.user_id)
+            .collect();
+        let users_sql = diesel::debug_query::<diesel::pg::Pg, _>(
+            &crowdminder::db::schema::users::table
+                .filter(crowdminder::db::schema::users::id.eq_any(users))
+                .select(crowdminder::auth::users::User::as_select()),
+        )
+        .to_string();
+        let prepared = psql_medians(&url, &page_sql, &users_sql, runs, true);
+        let literal = psql_medians(&url, &page_sql, &users_sql, runs, false);
+        println!(
+            "  the same SQL in psql:  prepared {prepared:>5.2} ms  (API x{:.2})   values written in {literal:>5.2} ms  (API x{:.2})",
+            api_ms / prepared,
+            api_ms / literal
+        );
         let _ = server.kill();
         let _ = server.wait();
     });
+}
+
+/// Runs the page statement and then the users statement `runs` times in psql (in the tenant's
+/// schema, results discarded) and returns the median of their summed `\timing`. `sql` is
+/// diesel's rendering: the text with `$n` placeholders, then `-- binds: [...]`.
+fn psql_medians(url: &str, page: &str, users: &str, runs: usize, prepared: bool) -> f64 {
+    let split = |sql: &str| -> (String, Vec<String>) {
+        let (text, binds) = sql.split_once(" -- binds: ").expect("diesel's debug rendering");
+        let binds = binds.trim();
+        let binds = binds
+            .strip_prefix('[')
+            .and_then(|b| b.strip_suffix(']'))
+            .expect("a list");
+        // The page's binds are a date and integers; the users' one bind is an integer list.
+        let values = if let Some(list) = binds.strip_prefix('[').and_then(|b| b.strip_suffix(']')) {
+            vec![format!("'{{{}}}'", list.replace(' ', ""))]
+        } else {
+            binds.split(", ").map(|v| format!("'{v}'")).collect()
+        };
+        (text.to_owned(), values)
+    };
+    let statements = [split(page), split(users)];
+    let mut script = String::from("SET search_path = big;\n\\o /dev/null\n");
+    if prepared {
+        for (i, (text, _)) in statements.iter().enumerate() {
+            script.push_str(&format!("PREPARE s{i} AS {text};\n"));
+        }
+    }
+    script.push_str("\\timing on\n");
+    for _ in 0..runs + 5 {
+        for (i, (text, values)) in statements.iter().enumerate() {
+            if prepared {
+                script.push_str(&format!("EXECUTE s{i}({});\n", values.join(", ")));
+            } else {
+                let mut sql = text.clone();
+                for (n, value) in values.iter().enumerate().rev() {
+                    sql = sql.replace(&format!("${}", n + 1), value);
+                }
+                script.push_str(&format!("{sql};\n"));
+            }
+        }
+    }
+    let output = Command::new("psql")
+        .args([url, "-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("psql");
+    assert!(output.status.success(), "psql failed");
+    let times: Vec<f64> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("Time: "))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(times.len(), 2 * (runs + 5), "one time per statement");
+    // The first five runs warm the cache (and let PostgreSQL settle on a generic plan).
+    median(times[10..].chunks(2).map(|pair| pair[0] + pair[1]).collect())
 }
 
 /// The opaque cursor the API gives for an entry: base64 of the JSON `[date, id]`.
