@@ -87,6 +87,7 @@ impl AppState {
             config,
             settings,
             actors,
+            pages: Default::default(),
         });
         Ok(Self {
             schema: graphql::build_schema(&services.config),
@@ -528,6 +529,23 @@ async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} counter");
         let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+    }
+    let pages = &state.services.pages;
+    let _ = writeln!(
+        out,
+        "# HELP crowdminder_graphql_entry_pages_total Pages of timeEntries answered, by how: \
+         written directly, or field by field (a selection the direct path does not cover)."
+    );
+    let _ = writeln!(out, "# TYPE crowdminder_graphql_entry_pages_total counter");
+    for (path, value) in [
+        ("direct", &pages.entries_direct),
+        ("general", &pages.entries_general),
+    ] {
+        let _ = writeln!(
+            out,
+            "crowdminder_graphql_entry_pages_total{{path=\"{path}\"}} {}",
+            value.load(Ordering::Relaxed)
+        );
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -1063,3 +1063,119 @@ async fn pages_of_entries_follow_each_other_in_date_order() {
     unique.dedup();
     assert_eq!(unique.len(), 40);
 }
+
+/// Every field a page of entries can show, written directly and through the resolvers: the
+/// same answer, for an admin and a member, in two currencies.
+#[tokio::test]
+async fn a_page_written_directly_answers_as_its_resolvers_do() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let _ = catalog(&app, &t, &admin, "100").await;
+    // A second client and project without rate or code, a non-billable task, and entries of
+    // every shape: with and without task, rate and reference; timed, running, approved.
+    exec(
+        &app,
+        "UPDATE acme.clients SET billing_email = 'ap@globex.example';
+         UPDATE acme.projects SET budget_hours = 120.5;
+         INSERT INTO acme.clients (name) VALUES ('Initech');
+         INSERT INTO acme.projects (client_id, name, billable)
+         SELECT id, 'Audit', false FROM acme.clients WHERE name = 'Initech';
+         INSERT INTO acme.tasks (project_id, name, billable) SELECT id, 'Review', false FROM acme.projects WHERE name = 'Audit';
+         INSERT INTO acme.time_entries
+           (user_id, project_id, task_id, work_date, started_at, ended_at, minutes, billable, hourly_rate, notes, status, external_ref)
+         VALUES
+           (1, 1, 1, '2026-11-02', NULL, NULL, 45, true, 95.55, 'Built \"it\"', 'APPROVED', 'ext-1'),
+           (2, 1, NULL, '2026-11-02', '2026-11-02 09:00Z', '2026-11-02 09:07Z', 7, true, 333.33, '', 'DRAFT', NULL),
+           (2, 2, 2, '2026-11-03', NULL, NULL, 90, false, NULL, 'Audit', 'SUBMITTED', 'ext-2'),
+           (1, 2, NULL, '2026-11-04', NULL, NULL, 15, true, NULL, 'No rate', 'DRAFT', NULL),
+           (2, 1, 1, '2026-11-05', '2026-11-05 08:00Z', NULL, NULL, true, 100, 'Running', 'DRAFT', NULL)",
+    )
+    .await;
+    let fields = "fragment Entry on TimeEntry { __typename id date startedAt endedAt minutes hours running \
+        notes billable rate amount status externalRef createdAt updatedAt day: date \
+        user { __typename id email name role active createdAt updatedAt } \
+        project { __typename id code name billable hourlyRate budgetHours archived createdAt \
+          client { __typename id name billingEmail archived createdAt } } \
+        task { __typename id name billable archived project { id name client { name } } } \
+        ... { again: notes } }";
+    let page = |extra: &str| {
+        format!(
+            "query($a: String) {{ timeEntries(first: 3, after: $a) {{ __typename \
+               edges {{ __typename cursor node {{ ...Entry {extra} }} }} \
+               nodes {{ id ... on TimeEntry {{ minutes }} }} \
+               pageInfo {{ hasPreviousPage hasNextPage startCursor endCursor }} }} }} {fields}"
+        )
+    };
+    // A fragment on the Node interface is the resolvers' to apply: it sends the same
+    // selection down the general path.
+    let (direct, general) = (page(""), page("... on Node { id }"));
+    let pages = &app.state.services.pages;
+    let counts = || {
+        (
+            AtomicU64::load(&pages.entries_direct, Ordering::Relaxed),
+            AtomicU64::load(&pages.entries_general, Ordering::Relaxed),
+        )
+    };
+    for currency in ["EUR", "JPY"] {
+        set_settings(&app, &t, &admin, json!({ "currency": currency })).await;
+        for (who, token, entries) in [("admin", &admin, 5), ("member", &member, 3)] {
+            let mut after = Value::Null;
+            let mut seen = 0;
+            loop {
+                let before = counts();
+                let a = app
+                    .gql(&t.host, Some(token), &direct, json!({ "a": after }))
+                    .await;
+                assert_eq!(counts(), (before.0 + 1, before.1), "written directly");
+                let b = app
+                    .gql(&t.host, Some(token), &general, json!({ "a": after }))
+                    .await;
+                assert_eq!(counts(), (before.0 + 1, before.1 + 1), "through the resolvers");
+                assert_eq!(a, b, "{who}, {currency}");
+                let edges = a["timeEntries"]["edges"].as_array().unwrap();
+                seen += edges.len();
+                if a["timeEntries"]["pageInfo"]["hasNextPage"] != json!(true) {
+                    break;
+                }
+                after = a["timeEntries"]["pageInfo"]["endCursor"].clone();
+            }
+            assert_eq!(seen, entries, "{who} pages through every entry they may see");
+        }
+    }
+    // What the page said, checked by hand: admin's first page in yen.
+    let a = app
+        .gql(&t.host, Some(&admin), &direct, json!({ "a": null }))
+        .await;
+    let edges = a["timeEntries"]["edges"].as_array().unwrap();
+    let first = &edges[0]["node"];
+    assert_eq!(first["__typename"], "TimeEntry");
+    assert_eq!(first["notes"], "Built \"it\"");
+    assert_eq!(first["again"], "Built \"it\"");
+    assert_eq!(first["day"], "2026-11-02");
+    assert_eq!(first["hours"], "0.75");
+    assert_eq!(first["rate"], "95.55");
+    assert_eq!(first["amount"], "72", "45 min at 95.55 is 71.6625, 72 in yen");
+    assert_eq!(first["status"], "APPROVED");
+    assert_eq!(first["externalRef"], "ext-1");
+    assert_eq!(first["user"]["role"], "ADMIN");
+    assert_eq!(first["project"]["budgetHours"], "120.5");
+    assert_eq!(first["project"]["client"]["billingEmail"], "ap@globex.example");
+    assert_eq!(first["task"]["project"]["client"]["name"], "Globex");
+    let timed = &edges[1]["node"];
+    assert_eq!(timed["minutes"], 7);
+    assert_eq!(timed["startedAt"], "2026-11-02T09:00:00+00:00");
+    assert_eq!(timed["amount"], "39", "7 min at 333.33 is 38.8885");
+    assert_eq!(timed["task"], Value::Null);
+    assert_eq!(timed["externalRef"], Value::Null);
+    let unbilled = &edges[2]["node"];
+    assert_eq!(unbilled["amount"], "0");
+    assert_eq!(unbilled["rate"], Value::Null);
+    assert_eq!(unbilled["project"]["code"], Value::Null);
+    assert_eq!(unbilled["task"]["billable"], false);
+    assert_eq!(a["timeEntries"]["nodes"][2]["minutes"], 90);
+    assert_eq!(a["timeEntries"]["pageInfo"]["hasPreviousPage"], false);
+    assert_eq!(a["timeEntries"]["pageInfo"]["endCursor"], edges[2]["cursor"]);
+}

@@ -45,8 +45,29 @@ impl UserNode {
     }
 }
 
-/// Whether `actor` may see user `user_id`: admins and managers see everyone, members themselves.
 impl UserNode {
+    /// A field's value written directly ([`crate::graphql::direct`]), as the resolvers
+    /// above give it.
+    pub fn direct_field(
+        user: &User,
+        field: &async_graphql::parser::types::Field,
+    ) -> Option<async_graphql::Value> {
+        use crate::graphql::direct;
+        use async_graphql::Value;
+        Some(match direct::name(field) {
+            "id" => direct::id("User", user.id),
+            "email" => direct::string(&user.email),
+            "name" => direct::string(&user.name),
+            "role" => direct::enumeration(&user.role.0),
+            "active" => Value::Boolean(user.active),
+            "createdAt" => direct::scalar(&user.created_at),
+            "updatedAt" => direct::scalar(&user.updated_at),
+            _ => return None,
+        })
+    }
+
+    /// The user, when `actor` may see them: admins and managers see everyone, members
+    /// themselves.
     pub async fn visible(ctx: &Context<'_>, user_id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         let actor = req.actor().await?;

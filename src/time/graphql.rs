@@ -2,7 +2,10 @@
 //! reads it; admins and managers change it.
 
 use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, Lookahead, MaybeUndefined, Object};
+use async_graphql::parser::types::Field;
+use async_graphql::{
+    Context, ContextSelectionSet, ID, InputObject, Lookahead, MaybeUndefined, Object, Value,
+};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
@@ -13,7 +16,7 @@ use super::catalog::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, prefetch};
+use crate::graphql::{ContextExt, PageArgs, direct, expect_global_id, global_id, loader_error, prefetch};
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
 const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
@@ -42,6 +45,19 @@ impl ClientNode {
 }
 
 impl ClientNode {
+    /// A field's value written directly ([`direct`]), as the resolvers above give it;
+    /// `None` for a field that needs its resolver.
+    pub fn direct_field(client: &Client, field: &Field) -> Option<Value> {
+        Some(match direct::name(field) {
+            "id" => direct::id("Client", client.id),
+            "name" => direct::string(&client.name),
+            "billingEmail" => direct::nullable_string(client.billing_email.as_deref()),
+            "archived" => Value::Boolean(client.archived),
+            "createdAt" => direct::scalar(&client.created_at),
+            _ => return None,
+        })
+    }
+
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
@@ -115,6 +131,30 @@ impl ProjectNode {
 }
 
 impl ProjectNode {
+    /// A field's value written directly ([`direct`]) for `project` of `client`, as the
+    /// resolvers above give it; `None` for a field that needs its resolver (tasks, members).
+    pub fn direct_field<'a>(
+        ctx: &ContextSelectionSet<'a>,
+        project: &Project,
+        client: &Client,
+        field: &'a Field,
+    ) -> Option<Value> {
+        Some(match direct::name(field) {
+            "id" => direct::id("Project", project.id),
+            "code" => direct::nullable_string(project.code.as_deref()),
+            "name" => direct::string(&project.name),
+            "client" => direct::object(ctx, &field.selection_set.node, "Client", |f| {
+                ClientNode::direct_field(client, f)
+            })?,
+            "billable" => Value::Boolean(project.billable),
+            "hourlyRate" => direct::nullable(project.hourly_rate.map(|r| r.normalize()).as_ref()),
+            "budgetHours" => direct::nullable(project.budget_hours.map(|b| b.normalize()).as_ref()),
+            "archived" => Value::Boolean(project.archived),
+            "createdAt" => direct::scalar(&project.created_at),
+            _ => return None,
+        })
+    }
+
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
@@ -154,6 +194,29 @@ impl TaskNode {
 }
 
 impl TaskNode {
+    /// A field's value written directly ([`direct`]), as the resolvers above give it, for
+    /// `task` of `project` (its project is written only when it is that one, with `client`).
+    pub fn direct_field<'a>(
+        ctx: &ContextSelectionSet<'a>,
+        task: &Task,
+        project: &Project,
+        client: &Client,
+        field: &'a Field,
+    ) -> Option<Value> {
+        Some(match direct::name(field) {
+            "id" => direct::id("Task", task.id),
+            "name" => direct::string(&task.name),
+            "billable" => task.billable.map_or(Value::Null, Value::Boolean),
+            "archived" => Value::Boolean(task.archived),
+            "project" if task.project_id == project.id => {
+                direct::object(ctx, &field.selection_set.node, "Project", |f| {
+                    ProjectNode::direct_field(ctx, project, client, f)
+                })?
+            }
+            _ => return None,
+        })
+    }
+
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;

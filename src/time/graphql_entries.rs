@@ -1,12 +1,13 @@
 //! GraphQL for time entries, timers, timesheets and reports. Members see and change only
 //! their own time; managers and admins everyone's.
 
-use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, Lookahead, MaybeUndefined, Object, SimpleObject};
+use async_graphql::connection::{Connection, CursorType, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::entries::{self, EntryChanges, EntryFilter, EntryRow, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use super::entries::{self, EntryChanges, EntryFilter, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use super::entry_page::EntryPage;
 use super::graphql::{ClientNode, ProjectNode, TaskNode};
 use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
 use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
@@ -14,7 +15,7 @@ use crate::auth::graphql::UserNode;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::{
-    ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked, prefetch,
+    ContextExt, PageArgs, expect_global_id, global_id, load_all, loader_error, own_or_asked, prefetch,
 };
 use crate::settings;
 
@@ -292,37 +293,7 @@ impl ReportFilterInput {
     }
 }
 
-type EntryPage = Connection<OpaqueCursor<(NaiveDate, i64)>, TimeEntryNode, EmptyFields, EmptyFields>;
 type SheetPage = Connection<OpaqueCursor<i64>, TimesheetNode, EmptyFields, EmptyFields>;
-
-/// Feeds a page's projects, clients and tasks (fetched with it in one statement) to the
-/// request's loaders, and loads the users it selects in one more.
-async fn prime_relations(ctx: &Context<'_>, node: Lookahead<'_>, rows: &[EntryRow]) -> AppResult<()> {
-    let req = ctx.request();
-    req.projects
-        .feed_many(rows.iter().map(|(_, p, _, _)| (p.id, p.clone())))
-        .await;
-    req.clients
-        .feed_many(rows.iter().map(|(_, _, c, _)| (c.id, c.clone())))
-        .await;
-    req.tasks
-        .feed_many(
-            rows.iter()
-                .filter_map(|(_, _, _, t)| t.clone())
-                .map(|t| (t.id, t)),
-        )
-        .await;
-    if node.field("user").exists() {
-        let actor = req.actor().await?;
-        let users: Vec<i64> = rows
-            .iter()
-            .map(|(e, ..)| e.user_id)
-            .filter(|u| actor.may_see(*u))
-            .collect();
-        prefetch(&req.users, users).await?;
-    }
-    Ok(())
-}
 
 /// One row of a billable-hours report.
 pub struct ReportRowNode {
@@ -468,15 +439,27 @@ impl TimeQuery {
             let mut conn = req.db.conn().await?;
             entries::page(&mut conn, &filter, after, page.limit()).await?
         };
-        prime_relations(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
-        let has_next = rows.len() > page.first;
+        let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
-        let mut connection = Connection::new(after.is_some(), has_next);
-        connection.edges.extend(
-            rows.into_iter()
-                .map(|(e, ..)| Edge::new(OpaqueCursor((e.work_date, e.id)), TimeEntryNode(e))),
-        );
-        Ok(connection)
+        // The page's projects, clients and tasks came with it; its users take one more
+        // statement, when selected (on edges' nodes or on nodes).
+        let look = ctx.look_ahead();
+        let users = if look.field("edges").field("node").field("user").exists()
+            || look.field("nodes").field("user").exists()
+        {
+            let visible = rows.iter().map(|(e, ..)| e.user_id).filter(|u| actor.may_see(*u));
+            Some(load_all(&req.users, visible).await?)
+        } else {
+            None
+        };
+        let settings = req.settings().await?;
+        Ok(EntryPage {
+            rows,
+            users,
+            minor_units: settings::currency::minor_units(&settings.currency).unwrap_or(2),
+            has_previous_page: after.is_some(),
+            has_next_page,
+        })
     }
 
     async fn time_entry(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TimeEntryNode>> {

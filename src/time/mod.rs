@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod csv;
 pub mod entries;
+pub mod entry_page;
 pub mod graphql;
 pub mod graphql_entries;
 pub mod reports;

@@ -1,7 +1,10 @@
 //! The GraphQL schema: each domain's queries and mutations merged, the Relay `Node`
 //! interface, limits, and what every resolver can reach of its request.
 
+pub mod direct;
+
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::dataloader::{DataLoader, HashMapCache};
@@ -38,6 +41,17 @@ pub struct Services {
     pub actors: Arc<ActorCache>,
     pub files: crate::files::FileStore,
     pub pdf: Arc<crate::billing::pdf::PdfFonts>,
+    pub pages: PageStats,
+}
+
+/// How pages of entries were answered, for `/metrics`: a client whose queries keep falling
+/// to the general executor pays for it in time.
+#[derive(Default)]
+pub struct PageStats {
+    /// `timeEntries` pages written directly (see [`direct`]).
+    pub entries_direct: AtomicU64,
+    /// `timeEntries` pages resolved field by field.
+    pub entries_general: AtomicU64,
 }
 
 /// What one request carries: its tenant unit, its credential, its loaders.
@@ -111,25 +125,36 @@ impl RequestContext {
     }
 }
 
-/// Loads `keys` through `loader` at once, in one batch, and leaves them in the request's
-/// cache for each row's resolver to find. For a resolver that already knows every key its
-/// page needs: `load_many` would first wait out the loader's batching delay (a
-/// millisecond or more) to gather keys that are all here already.
-pub async fn prefetch<K, T>(
+/// A key a request's loaders look rows up by.
+pub trait Key: Send + Sync + std::hash::Hash + Eq + Clone + 'static {}
+impl<K: Send + Sync + std::hash::Hash + Eq + Clone + 'static> Key for K {}
+
+/// A request loader's batch function, failing as the service's loaders do.
+pub trait BatchLoader<K: Key>: async_graphql::dataloader::Loader<K, Error = Arc<AppError>> {}
+impl<K: Key, T: async_graphql::dataloader::Loader<K, Error = Arc<AppError>>> BatchLoader<K> for T {}
+
+/// Loads `keys` through `loader`'s batch function at once, each key once. For a resolver
+/// that already knows every key its page needs: `load_many` would first wait out the
+/// loader's batching delay (a millisecond or more) to gather keys that are all here already.
+pub async fn load_all<K: Key, T: BatchLoader<K>>(
     loader: &Loader<T>,
     keys: impl IntoIterator<Item = K>,
-) -> AppResult<std::collections::HashMap<K, T::Value>>
-where
-    K: Send + Sync + std::hash::Hash + Eq + Clone + 'static,
-    T: async_graphql::dataloader::Loader<K, Error = Arc<AppError>>,
-{
+) -> AppResult<std::collections::HashMap<K, T::Value>> {
     let mut keys: Vec<K> = keys.into_iter().collect();
     let mut seen = std::collections::HashSet::with_capacity(keys.len());
     keys.retain(|k| seen.insert(k.clone()));
     if keys.is_empty() {
         return Ok(Default::default());
     }
-    let found = loader.loader().load(&keys).await.map_err(loader_error)?;
+    loader.loader().load(&keys).await.map_err(loader_error)
+}
+
+/// [`load_all`], leaving what it found in the request's cache for each row's resolver.
+pub async fn prefetch<K: Key, T: BatchLoader<K>>(
+    loader: &Loader<T>,
+    keys: impl IntoIterator<Item = K>,
+) -> AppResult<std::collections::HashMap<K, T::Value>> {
+    let found = load_all(loader, keys).await?;
     loader
         .feed_many(found.iter().map(|(k, v)| (k.clone(), v.clone())))
         .await;
