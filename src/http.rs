@@ -265,11 +265,20 @@ async fn execute(
     let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, access));
     let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers));
     let mut response = state.schema.execute(request.data(context)).await;
-    // Each mutation already kept or undid its own savepoint; what is left is committed.
-    if let Err(e) = db.commit().await {
+    tracing::Span::current().record("statements", db.statements());
+    if access == Access::ReadOnly {
+        // A read-only unit has read all it will, from one snapshot: its answer stands
+        // whatever its COMMIT says. The COMMIT, which hands the connection back to the
+        // pool, goes on while the answer is sent.
+        tokio::spawn(async move {
+            if let Err(e) = db.commit().await {
+                tracing::warn!(error = ?e, "ending a read-only unit failed");
+            }
+        });
+    } else if let Err(e) = db.commit().await {
+        // Each mutation already kept or undid its own savepoint; what is left is committed.
         response = request_error(e);
     }
-    tracing::Span::current().record("statements", db.statements());
     for error in &mut response.errors {
         let has_code = error
             .extensions

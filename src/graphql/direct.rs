@@ -15,8 +15,10 @@
 //! extensions (none are installed) would not see the fields written here.
 
 use async_graphql::indexmap::IndexMap;
+use async_graphql::indexmap::map::Entry;
 use async_graphql::parser::types::{Field, Selection, SelectionSet};
 use async_graphql::{ContextSelectionSet, ID, ScalarType, Value};
+use chrono::{Datelike, NaiveDate};
 
 /// The value of an object of type `type_name` for the selection `set`: each selected field
 /// through `value_of`, which answers `None` for a field it cannot write directly (and then
@@ -31,21 +33,19 @@ pub fn object<'a>(
     collect(ctx, set, type_name, &mut fields)?;
     let mut map = IndexMap::with_capacity(fields.len());
     for field in fields {
-        let key = field.response_key().node.clone();
-        if map.contains_key(&key) {
+        match map.entry(field.response_key().node.clone()) {
+            Entry::Vacant(slot) => {
+                slot.insert(if field.name.node == "__typename" {
+                    Value::String(type_name.to_owned())
+                } else {
+                    value_of(field)?
+                });
+            }
             // Validation lets a key repeat only for the same field with the same
             // arguments; a leaf then has one value, an object's selections would merge.
-            if field.selection_set.node.items.is_empty() {
-                continue;
-            }
-            return None;
+            Entry::Occupied(_) if field.selection_set.node.items.is_empty() => {}
+            Entry::Occupied(_) => return None,
         }
-        let value = if field.name.node == "__typename" {
-            Value::String(type_name.to_owned())
-        } else {
-            value_of(field)?
-        };
-        map.insert(key, value);
     }
     Some(Value::Object(map))
 }
@@ -133,6 +133,28 @@ pub fn enumeration<T: async_graphql::InputType>(value: &T) -> Value {
     value.to_value()
 }
 
+/// A date as its scalar writes it (`%Y-%m-%d`), without parsing a format string each time.
+pub fn date(value: &NaiveDate) -> Value {
+    let year = value.year();
+    if !(0..=9999).contains(&year) {
+        return scalar(value);
+    }
+    let digits = |n: u32| {
+        [
+            char::from(b'0' + (n / 10) as u8),
+            char::from(b'0' + (n % 10) as u8),
+        ]
+    };
+    let mut text = String::with_capacity(10);
+    text.extend(digits(year as u32 / 100));
+    text.extend(digits(year as u32 % 100));
+    text.push('-');
+    text.extend(digits(value.month()));
+    text.push('-');
+    text.extend(digits(value.day()));
+    Value::String(text)
+}
+
 /// A node's global id.
 pub fn id(type_name: &str, id: i64) -> Value {
     scalar::<ID>(&super::global_id(type_name, id))
@@ -141,4 +163,28 @@ pub fn id(type_name: &str, id: i64) -> Value {
 /// The name of a field, for matching in `value_of`.
 pub fn name(field: &Field) -> &str {
     field.name.node.as_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_written_as_their_scalar_writes_them() {
+        let mut day = NaiveDate::from_ymd_opt(-3, 12, 25).unwrap();
+        let last = NaiveDate::from_ymd_opt(10_001, 1, 3).unwrap();
+        let mut checked = 0;
+        while day <= last {
+            assert_eq!(date(&day), scalar(&day), "{day:?}");
+            // Every day around the edges, a prime stride in between.
+            let stride = if day.year() < 3 || day.year() > 9998 {
+                1
+            } else {
+                97
+            };
+            day = day + chrono::Days::new(stride);
+            checked += 1;
+        }
+        assert!(checked > 38_000, "{checked}");
+    }
 }

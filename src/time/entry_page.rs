@@ -93,7 +93,7 @@ impl EntryPage {
                     })?,
                     None => Value::Null,
                 },
-                "date" => direct::scalar(&entry.work_date),
+                "date" => direct::date(&entry.work_date),
                 "startedAt" => direct::nullable(entry.started_at.as_ref()),
                 "endedAt" => direct::nullable(entry.ended_at.as_ref()),
                 "minutes" => entry.minutes.map_or(Value::Null, |m| Value::Number(m.into())),
