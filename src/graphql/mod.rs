@@ -155,10 +155,18 @@ pub async fn prefetch<K: Key, T: BatchLoader<K>>(
     keys: impl IntoIterator<Item = K>,
 ) -> AppResult<std::collections::HashMap<K, T::Value>> {
     let found = load_all(loader, keys).await?;
+    feed(loader, &found).await;
+    Ok(found)
+}
+
+/// Leaves rows already loaded in the request's cache for each row's resolver.
+pub async fn feed<K: Key, T: BatchLoader<K>>(
+    loader: &Loader<T>,
+    found: &std::collections::HashMap<K, T::Value>,
+) {
     loader
         .feed_many(found.iter().map(|(k, v)| (k.clone(), v.clone())))
         .await;
-    Ok(found)
 }
 
 /// A failed batch load, as resolvers report it (the cause is logged, not shown).

@@ -19,7 +19,7 @@ use super::graphql_entries::TimeEntryNode;
 use super::reports;
 use crate::auth::graphql::UserNode;
 use crate::auth::users::User;
-use crate::graphql::{RequestContext, direct};
+use crate::graphql::{RequestContext, direct, feed};
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
 type EntryConnection = Connection<Cursor, TimeEntryNode, EmptyFields, EmptyFields>;
@@ -145,9 +145,7 @@ impl OutputType for EntryPage {
             )
             .await;
         if let Some(users) = &self.users {
-            req.users
-                .feed_many(users.iter().map(|(id, u)| (*id, u.clone())))
-                .await;
+            feed(&req.users, users).await;
         }
         let mut connection = EntryConnection::new(self.has_previous_page, self.has_next_page);
         connection.edges.extend(
