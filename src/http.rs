@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_graphql::ServerError;
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
@@ -45,6 +45,45 @@ pub struct AppState {
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// Counters of a worker running in this process, for `/metrics`.
     pub worker_stats: Arc<WorkerStats>,
+    pub documents: Arc<Documents>,
+}
+
+/// GraphQL documents already parsed, by their text. Clients send the same few queries over
+/// and over; each is parsed once, and later requests start from a copy of the parse. A
+/// document is the query's text made into a tree: it holds no tenant's data, so one cache
+/// serves every tenant. Validation still runs on every request.
+pub struct Documents {
+    parsed: moka::sync::Cache<String, Arc<ExecutableDocument>>,
+}
+
+impl Documents {
+    /// Texts longer than this are parsed each time rather than kept.
+    const MAX_TEXT: usize = 16 * 1024;
+
+    fn new() -> Self {
+        Self {
+            // Weighed by text length; a parsed tree takes several times its text.
+            parsed: moka::sync::Cache::builder()
+                .weigher(|text: &String, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .max_capacity(1024 * 1024)
+                .build(),
+        }
+    }
+
+    /// Gives `request` its parsed document: a copy of the one kept for its text, else a fresh
+    /// parse, then kept. A text that does not parse is left for execution to report.
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        if let Some(document) = self.parsed.get(request.query.as_str()) {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
+            return;
+        }
+        let text = request.query.clone();
+        if let Ok(document) = request.parsed_query()
+            && text.len() <= Self::MAX_TEXT
+        {
+            self.parsed.insert(text, Arc::new(document.clone()));
+        }
+    }
 }
 
 impl AppState {
@@ -96,6 +135,7 @@ impl AppState {
             services,
             jobs_wake,
             worker_stats: Arc::default(),
+            documents: Arc::new(Documents::new()),
         })
     }
 }
@@ -186,10 +226,28 @@ async fn graphql_post(State(state): State<AppState>, request: Request) -> Respon
     }
 }
 
+/// The parameters of a GET request that the GraphQL extractor reads under another name.
+#[derive(serde::Deserialize)]
+struct GetParams {
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+}
+
 async fn graphql_get(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers().clone();
+    // GraphQL over HTTP names the operation `operationName` in the URL too; the extractor
+    // only reads `operation_name`.
+    let operation = axum::extract::Query::<GetParams>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.operation_name);
     match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
-        Ok(req) => execute(&state, &headers, req.into_inner(), Method::GET).await,
+        Ok(req) => {
+            let mut req = req.into_inner();
+            if req.operation_name.is_none() {
+                req.operation_name = operation;
+            }
+            execute(&state, &headers, req, Method::GET).await
+        }
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -251,6 +309,7 @@ async fn execute(
         Err(e) => return error_response(StatusCode::OK, e),
     };
     tracing::Span::current().record("tenant", tenant.schema.as_str());
+    state.documents.prepare(&mut request);
     let access = operation_access(&mut request);
     if method == Method::GET && access == Access::ReadWrite {
         let mut response = error_response(

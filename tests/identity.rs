@@ -232,6 +232,76 @@ async fn tokens_of_one_tenant_are_refused_on_another() {
     }
 }
 
+/// Documents are parsed once and kept by their text, across tenants: every later request
+/// with the same text must still answer as its own (its operation, its variables, its
+/// tenant), and a text that does not parse must keep failing.
+#[tokio::test]
+async fn a_document_kept_parsed_answers_each_request_as_its_own() {
+    let app = TestApp::new().await;
+    let a = app.create_tenant("alpha").await;
+    let b = app.create_tenant("beta").await;
+    let a_jwt = app.login_admin(&a).await;
+    let b_jwt = app.login_admin(&b).await;
+    let document = "query Me { me { email } } \
+                    mutation Mint($name: String!) { createApiToken(name: $name) { apiToken { name } } }";
+    let send = |host: &str, token: &str, operation: &str, name: &str| {
+        let body = json!({ "query": document, "operationName": operation, "variables": { "name": name } })
+            .to_string();
+        Request::post("/graphql")
+            .header("host", host)
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-length", body.len())
+            .body(Body::from(body))
+            .unwrap()
+    };
+    for round in 0..2 {
+        // The same text picks its operation each time: a query, then a mutation that
+        // writes (so it ran read-write), with this request's variables.
+        let (_, body) = app.send(send(&a.host, &a_jwt, "Me", "")).await;
+        assert_eq!(body["data"]["me"]["email"], a.admin_email.as_str(), "{body}");
+        let name = format!("token {round}");
+        let (_, body) = app.send(send(&a.host, &a_jwt, "Mint", &name)).await;
+        assert_eq!(
+            body["data"]["createApiToken"]["apiToken"]["name"],
+            name.as_str(),
+            "{body}"
+        );
+        // Another tenant, same text: its own user.
+        let (_, body) = app.send(send(&b.host, &b_jwt, "Me", "")).await;
+        assert_eq!(body["data"]["me"]["email"], b.admin_email.as_str(), "{body}");
+    }
+    assert_eq!(app.count("SELECT count(*) AS n FROM alpha.api_tokens").await, 2);
+    assert_eq!(app.count("SELECT count(*) AS n FROM beta.api_tokens").await, 0);
+    // Over GET (`operationName` in the URL, as GraphQL over HTTP has it) the query runs,
+    // and the mutation is still refused once its text is known.
+    let get = Request::get(format!("/graphql?query={}&operationName=Me", urlencode(document)))
+        .header("host", &b.host)
+        .header("authorization", format!("Bearer {b_jwt}"))
+        .body(Body::empty())
+        .unwrap();
+    let (status, body) = app.send(get).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["me"]["email"], b.admin_email.as_str(), "{body}");
+    let get = Request::get(format!(
+        "/graphql?query={}&operationName=Mint",
+        urlencode(document)
+    ))
+    .header("host", &a.host)
+    .header("authorization", format!("Bearer {a_jwt}"))
+    .body(Body::empty())
+    .unwrap();
+    let (status, body) = app.send(get).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    // A text that does not parse fails every time, and nothing is written.
+    for _ in 0..2 {
+        let (code, error) = app
+            .gql_error(&a.host, Some(&a_jwt), "{ me { email }", json!({}))
+            .await;
+        assert_eq!(code, "GRAPHQL_VALIDATION_FAILED", "{error}");
+    }
+}
+
 #[tokio::test]
 async fn api_tokens_are_stored_hashed_and_revocable() {
     let app = TestApp::new().await;

@@ -113,8 +113,9 @@ async fn search_path(conn: &mut AsyncPgConnection) -> String {
 /// Every idle connection in the pool must come back with no tenant on its path.
 async fn assert_pool_clean(pool: &DbPool) {
     let mut held = Vec::new();
-    for _ in 0..pool.status().max_size {
-        let mut conn = pool.get().await.unwrap();
+    for _ in 0..pool.max_size() {
+        // As the pool holds it: `DbPool::get` would reset the path and hide a leak.
+        let mut conn = pool.get_unreset().await.unwrap();
         assert_eq!(search_path(&mut conn).await, "");
         held.push(conn);
     }
@@ -281,6 +282,12 @@ async fn a_rolled_back_or_failed_unit_leaves_no_path_and_no_data() {
 async fn without_a_tenant_no_tenant_table_resolves() {
     let app = TestApp::with_pool_size(1).await;
     app.create_tenant("gamma").await;
+    let mut conn = app.pool.get().await.unwrap();
+    assert_eq!(search_path(&mut conn).await, "");
+    assert!(conn.batch_execute("SELECT * FROM users").await.is_err());
+    // A path left on the session (no code of ours does this) is reset at the next checkout.
+    conn.batch_execute("SET search_path = gamma").await.unwrap();
+    drop(conn);
     let mut conn = app.pool.get().await.unwrap();
     assert_eq!(search_path(&mut conn).await, "");
     assert!(conn.batch_execute("SELECT * FROM users").await.is_err());

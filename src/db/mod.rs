@@ -2,7 +2,9 @@
 //!
 //! Every pooled connection starts, and is handed out again, with an empty `search_path`: a
 //! tenant table resolves only inside a [`crate::tenancy::TenantDb`] transaction that named
-//! its schema, and shared tables are always written `public.x`.
+//! its schema, and shared tables are always written `public.x`. [`DbPool::get`] resets the
+//! path at every checkout. A tenant unit takes its connection with [`DbPool::get_unreset`]:
+//! it sets the path for its own transaction only, which no session setting can outlast.
 
 pub mod schema;
 
@@ -17,7 +19,7 @@ pub mod functions {
 }
 
 use diesel::ConnectionResult;
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
@@ -25,8 +27,50 @@ use futures_util::future::BoxFuture;
 
 use crate::config::DatabaseConfig;
 
-pub type DbPool = Pool<AsyncPgConnection>;
 pub type PooledConn = Object<AsyncPgConnection>;
+
+/// The connection pool. Connections come out of it with an empty `search_path`.
+#[derive(Clone)]
+pub struct DbPool {
+    inner: Pool<AsyncPgConnection>,
+}
+
+impl DbPool {
+    /// A connection, its session's `search_path` reset (one round trip). A connection that
+    /// fails the reset is closed, and one more is tried.
+    pub async fn get(&self) -> Result<PooledConn, PoolError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.inner.get().await?;
+            match conn.batch_execute(RESET_SEARCH_PATH).await {
+                Ok(()) => return Ok(conn),
+                Err(e) if retried => {
+                    drop(Object::take(conn));
+                    return Err(PoolError::Backend(
+                        diesel_async::pooled_connection::PoolError::QueryError(e),
+                    ));
+                }
+                Err(_) => {
+                    drop(Object::take(conn));
+                    retried = true;
+                }
+            }
+        }
+    }
+
+    /// A connection as the pool holds it, with no statement sent: for a tenant unit, whose
+    /// first round trip sets the path for its transaction ([`crate::tenancy::TenantDb`]), and
+    /// for tests that check what units leave behind. The pool has already dropped connections that were
+    /// closed or left inside a transaction.
+    pub async fn get_unreset(&self) -> Result<PooledConn, PoolError> {
+        self.inner.get().await
+    }
+
+    /// Connections the pool may hold.
+    pub fn max_size(&self) -> usize {
+        self.inner.status().max_size
+    }
+}
 
 /// An `ILIKE` pattern matching `raw` anywhere, its own `%`, `_` and `\` taken literally.
 pub fn contains_pattern(raw: &str) -> String {
@@ -36,7 +80,7 @@ pub fn contains_pattern(raw: &str) -> String {
     )
 }
 
-/// Resets the session's `search_path`; run when a connection is made and at every checkout.
+/// Resets the session's `search_path`; run when a connection is made and by [`DbPool::get`].
 pub const RESET_SEARCH_PATH: &str = "SELECT set_config('search_path', '', false)";
 
 /// Opens one connection outside the pool (for LISTEN and for the CLI's long jobs).
@@ -55,11 +99,10 @@ fn setup_connection(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnecti
 pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     let mut manager_config = ManagerConfig::default();
     manager_config.custom_setup = Box::new(setup_connection);
-    // The pool already discards a connection left inside a transaction; this query is the
-    // second line of defence, and it also proves the connection is alive. Sent as a simple
-    // query: one round trip, nothing prepared.
-    manager_config.recycling_method =
-        RecyclingMethod::CustomFunction(Box::new(|conn| conn.batch_execute(RESET_SEARCH_PATH).boxed()));
+    // At checkout the pool drops a connection that is closed or was left inside a
+    // transaction. The path is reset by `DbPool::get`, not here, so a tenant unit (which
+    // sets its own path with its BEGIN) spends no round trip on it.
+    manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         config.url.expose(),
         manager_config,
@@ -70,7 +113,7 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
         .create_timeout(Some(std::time::Duration::from_secs(10)))
         .runtime(deadpool::Runtime::Tokio1)
         .build()?;
-    Ok(pool)
+    Ok(DbPool { inner: pool })
 }
 
 #[cfg(test)]

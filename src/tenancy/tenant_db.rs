@@ -82,19 +82,40 @@ impl TenantDb {
         match &*guard {
             Slot::Open(_) => {}
             Slot::Idle => {
-                let mut conn = self.pool.get().await.map_err(pool_error)?;
-                let statements = Arc::clone(&self.statements);
-                conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                    if let InstrumentationEvent::StartQuery { query, .. } = event {
-                        statements.fetch_add(1, Ordering::Relaxed);
-                        tracing::trace!(sql = %query, "statement");
-                    }
-                });
-                begin(&mut conn, &self.tenant.schema, self.access).await?;
+                let conn = self.open().await?;
                 *guard = Slot::Open(Box::new(conn));
             }
         }
         Ok(TenantConn { guard })
+    }
+
+    /// A connection from the pool inside a new transaction. A connection that fails to
+    /// begin (closed by the server since the pool last saw it) is dropped, and one more is
+    /// tried.
+    async fn open(&self) -> AppResult<PooledConn> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.pool.get_unreset().await.map_err(pool_error)?;
+            let statements = Arc::clone(&self.statements);
+            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+                if let InstrumentationEvent::StartQuery { query, .. } = event {
+                    statements.fetch_add(1, Ordering::Relaxed);
+                    tracing::trace!(sql = %query, "statement");
+                }
+            });
+            match begin(&mut conn, &self.tenant.schema, self.access).await {
+                Ok(()) => return Ok(conn),
+                Err(e) if retried => {
+                    drop(Object::take(conn));
+                    return Err(e);
+                }
+                Err(e) => {
+                    tracing::debug!(error = ?e, "a pooled connection failed to begin; trying another");
+                    drop(Object::take(conn));
+                    retried = true;
+                }
+            }
+        }
     }
 
     /// Runs `action` once the unit's current transaction has committed (never if it rolls
@@ -228,7 +249,9 @@ impl TenantConn<'_> {
     }
 }
 
-/// BEGIN and the path in one round trip.
+/// BEGIN and the path in one round trip. The path is the transaction's own: whatever the
+/// session holds, the unit's statements see only the tenant's schema, and the path is gone
+/// when the transaction ends. So a unit needs no reset at checkout, and sends none.
 async fn begin(conn: &mut AsyncPgConnection, schema: &SchemaName, access: Access) -> AppResult<()> {
     let mode = match access {
         Access::ReadOnly => "BEGIN READ ONLY",
