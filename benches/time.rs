@@ -284,6 +284,7 @@ fn main() {
         // five rounds, so a drift of the machine's speed falls on all alike.
         let (mut api, mut sql, mut prepared, mut literal) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut http = PlainHttp::connect();
+        let mut round_ratios = Vec::new();
         for _round in 0..5 {
             for run in 0..runs + 5 {
                 let (ms, data) = http.graphql(&token, page_query, json!({ "after": after }));
@@ -310,6 +311,9 @@ fn main() {
             }
             prepared.extend(psql_times(&url, &page_sql, &users_sql, runs, true));
             literal.extend(psql_times(&url, &page_sql, &users_sql, runs, false));
+            // This round's own ratio against psql prepared, to show how far rounds drift.
+            let last = |v: &[f64]| median(v[v.len() - runs..].to_vec());
+            round_ratios.push(last(&api) / last(&prepared));
         }
         let (api_ms, sql_ms) = (median(api), median(sql));
         let (prepared, literal) = (median(prepared), median(literal));
@@ -326,6 +330,14 @@ fn main() {
             "  the same SQL in psql:  prepared {prepared:>5.2} ms  (API x{:.2})   values written in {literal:>5.2} ms  (API x{:.2})",
             api_ms / prepared,
             api_ms / literal
+        );
+        println!(
+            "  API over psql prepared, round by round: {}",
+            round_ratios
+                .iter()
+                .map(|r| format!("x{r:.2}"))
+                .collect::<Vec<_>>()
+                .join("  ")
         );
         let _ = server.kill();
         let _ = server.wait();
