@@ -514,3 +514,33 @@ async fn creating_a_tenant_is_all_or_nothing() {
         .unwrap();
     assert_eq!(n.n, 0);
 }
+
+/// The server closing the pool's connections (a restart, a failover, an operator's
+/// `pg_terminate_backend`) costs no request: a connection found closed at checkout, or
+/// failing its BEGIN, is thrown away and another taken.
+#[tokio::test]
+async fn connections_closed_by_the_server_are_replaced_without_a_failed_request() {
+    let app = TestApp::with_pool_size(2).await;
+    let t = app.create_tenant("kappa").await;
+    let token = app.login_admin(&t).await;
+    let query = "{ me { email } timeEntries(first: 5) { edges { node { minutes } } } }";
+    for _ in 0..3 {
+        // Two requests at once, so both of the pool's connections are in it.
+        let (a, b) = tokio::join!(
+            app.gql(&t.host, Some(&token), query, json!({})),
+            app.gql(&t.host, Some(&token), query, json!({}))
+        );
+        for data in [a, b] {
+            assert_eq!(data["me"]["email"], t.admin_email.as_str());
+            assert_eq!(data["timeEntries"]["edges"], json!([]));
+        }
+        let closed = app
+            .count(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                   AND backend_type = 'client backend'",
+            )
+            .await;
+        assert!(closed >= 2, "the pool's connections were open: {closed}");
+    }
+}

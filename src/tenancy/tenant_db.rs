@@ -5,10 +5,13 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use diesel::connection::InstrumentationEvent;
+use diesel::QueryResult;
+use diesel::connection::{InstrumentationEvent, TransactionDepthChange};
 
 use diesel_async::pooled_connection::deadpool::{Object, PoolError};
-use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection, TransactionManager};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{SchemaName, Tenant, set_path_statement};
@@ -95,14 +98,7 @@ impl TenantDb {
     async fn open(&self) -> AppResult<PooledConn> {
         let mut retried = false;
         loop {
-            let mut conn = self.pool.get_unreset().await.map_err(pool_error)?;
-            let statements = Arc::clone(&self.statements);
-            conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-                if let InstrumentationEvent::StartQuery { query, .. } = event {
-                    statements.fetch_add(1, Ordering::Relaxed);
-                    tracing::trace!(sql = %query, "statement");
-                }
-            });
+            let mut conn = self.checkout().await?;
             match begin(&mut conn, &self.tenant.schema, self.access).await {
                 Ok(()) => return Ok(conn),
                 Err(e) if retried => {
@@ -114,6 +110,75 @@ impl TenantDb {
                     drop(Object::take(conn));
                     retried = true;
                 }
+            }
+        }
+    }
+
+    /// A connection from the pool, its statements counted for this unit.
+    async fn checkout(&self) -> AppResult<PooledConn> {
+        let mut conn = self.pool.get_unreset().await.map_err(pool_error)?;
+        let statements = Arc::clone(&self.statements);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if let InstrumentationEvent::StartQuery { query, .. } = event {
+                statements.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(sql = %query, "statement");
+            }
+        });
+        Ok(conn)
+    }
+
+    /// Runs `work` (reads) on the unit's connection, as [`TenantDb::conn`] would. When the
+    /// unit has no transaction open yet, its BEGIN goes out together with `work`'s first
+    /// statement (pipelined): PostgreSQL runs them in order, and the unit saves the round
+    /// trip BEGIN takes alone. A connection that fails to begin is thrown away, and `work`
+    /// runs again on one begun on its own.
+    pub async fn read<T, W>(&self, work: W) -> AppResult<T>
+    where
+        for<'c> W: AsyncFnOnce(&'c AsyncPgConnection) -> QueryResult<T>
+            + ConnWork<&'c AsyncPgConnection, QueryResult<T>, Fut: Send>
+            + Clone
+            + Send,
+        T: Send,
+    {
+        let mut guard = self.slot.lock().await;
+        if let Slot::Open(conn) = &*guard {
+            return Ok(work(conn).await?);
+        }
+        let sql = begin_sql(&self.tenant.schema, self.access);
+        // In the slot before anything is sent: should this future be dropped midway, the
+        // unit throws the connection away (and a COMMIT finds no transaction the connection
+        // knows of, fails, and throws it away too) rather than hand back one inside a
+        // transaction.
+        *guard = Slot::Open(Box::new(self.checkout().await?));
+        let (begun, result) = {
+            let Slot::Open(conn) = &*guard else {
+                unreachable!("just opened")
+            };
+            let shared: &AsyncPgConnection = conn;
+            let begin = async {
+                let mut shared = shared;
+                shared.batch_execute(&sql).await
+            };
+            futures_util::join!(begin, work.clone()(shared))
+        };
+        match begun {
+            Ok(()) => {
+                let Slot::Open(conn) = &mut *guard else {
+                    unreachable!("just opened")
+                };
+                AnsiTransactionManager::transaction_manager_status_mut(&mut ***conn)
+                    .transaction_state()?
+                    .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+                Ok(result?)
+            }
+            Err(e) => {
+                tracing::debug!(error = ?e, "a pooled connection failed to begin; trying another");
+                if let Slot::Open(conn) = std::mem::replace(&mut *guard, Slot::Idle) {
+                    drop(Object::take(*conn));
+                }
+                drop(guard);
+                let conn = self.conn().await?;
+                Ok(work(&conn).await?)
             }
         }
     }
@@ -253,13 +318,17 @@ impl TenantConn<'_> {
 /// session holds, the unit's statements see only the tenant's schema, and the path is gone
 /// when the transaction ends. So a unit needs no reset at checkout, and sends none.
 async fn begin(conn: &mut AsyncPgConnection, schema: &SchemaName, access: Access) -> AppResult<()> {
+    let sql = begin_sql(schema, access);
+    AnsiTransactionManager::begin_transaction_sql(conn, &sql).await?;
+    Ok(())
+}
+
+fn begin_sql(schema: &SchemaName, access: Access) -> String {
     let mode = match access {
         Access::ReadOnly => "BEGIN READ ONLY",
         Access::ReadWrite => "BEGIN",
     };
-    let sql = format!("{mode}; {}", set_path_statement(schema));
-    AnsiTransactionManager::begin_transaction_sql(conn, &sql).await?;
-    Ok(())
+    format!("{mode}; {}", set_path_statement(schema))
 }
 
 pub(crate) fn pool_error(e: PoolError) -> AppError {

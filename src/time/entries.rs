@@ -854,7 +854,18 @@ pub async fn page(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> AppResult<Vec<EntryRow>> {
-    Ok(page_query(filter, after, limit).load(conn).await?)
+    Ok(page_on(conn, filter, after, limit).await?)
+}
+
+/// [`page`] on a shared connection, so that it can go out pipelined behind what was sent
+/// before it ([`crate::tenancy::TenantDb::read`]).
+pub async fn page_on(
+    mut conn: &AsyncPgConnection,
+    filter: &EntryFilter,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+) -> QueryResult<Vec<EntryRow>> {
+    page_query(filter, after, limit).load(&mut conn).await
 }
 
 /// The statement [`page`] sends, with `$n` placeholders, and its parameters: for running
@@ -868,6 +879,7 @@ fn page_query(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, EntryRow>
++ for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, EntryRow>
 + diesel::query_builder::QueryFragment<diesel::pg::Pg>
 + Send
 + 'static {

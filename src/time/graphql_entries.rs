@@ -435,10 +435,13 @@ impl TimeQuery {
             statuses: f.statuses,
             running: f.running,
         };
-        let mut rows = {
-            let mut conn = req.db.conn().await?;
-            entries::page(&mut conn, &filter, after, page.limit()).await?
-        };
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let limit = page.limit();
+        let filter = &filter;
+        let mut rows = req
+            .db
+            .read(async |conn| entries::page_on(conn, filter, after, limit).await)
+            .await?;
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
         // The page's projects, clients and tasks came with it; its users take one more
