@@ -71,16 +71,18 @@ impl Documents {
     }
 
     /// Gives `request` its parsed document: a copy of the one kept for its text, else a fresh
-    /// parse, then kept. A text that does not parse is left for execution to report.
+    /// parse, then kept. A text that does not parse is left for execution to report; one
+    /// too long to keep, for the parse that `operation_access` makes anyway.
     fn prepare(&self, request: &mut async_graphql::Request) {
         if let Some(document) = self.parsed.get(request.query.as_str()) {
             request.set_parsed_query(ExecutableDocument::clone(&document));
             return;
         }
+        if request.query.len() > Self::MAX_TEXT {
+            return;
+        }
         let text = request.query.clone();
-        if let Ok(document) = request.parsed_query()
-            && text.len() <= Self::MAX_TEXT
-        {
+        if let Ok(document) = request.parsed_query() {
             self.parsed.insert(text, Arc::new(document.clone()));
         }
     }
