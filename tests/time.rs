@@ -1087,7 +1087,7 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
          INSERT INTO acme.time_entries
            (user_id, project_id, task_id, work_date, started_at, ended_at, minutes, billable, hourly_rate, notes, status, external_ref)
          VALUES
-           (1, 1, 1, '2026-11-02', NULL, NULL, 45, true, 95.55, 'Built \"it\"', 'APPROVED', 'ext-1'),
+           (1, 1, 1, '2026-11-02', NULL, NULL, 45, true, 95.55, E'Built \"it\": a \\\\ b\\nnext\\tline\\x01 Zoë 東京', 'APPROVED', 'ext-1'),
            (2, 1, NULL, '2026-11-02', '2026-11-02 09:00Z', '2026-11-02 09:07Z', 7, true, 333.33, '', 'DRAFT', NULL),
            (2, 2, 2, '2026-11-03', NULL, NULL, 90, false, NULL, 'Audit', 'SUBMITTED', 'ext-2'),
            (1, 2, NULL, '2026-11-04', NULL, NULL, 15, true, NULL, 'No rate', 'DRAFT', NULL),
@@ -1152,8 +1152,10 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     let edges = a["timeEntries"]["edges"].as_array().unwrap();
     let first = &edges[0]["node"];
     assert_eq!(first["__typename"], "TimeEntry");
-    assert_eq!(first["notes"], "Built \"it\"");
-    assert_eq!(first["again"], "Built \"it\"");
+    // Text that JSON must escape: quotes, a backslash, line breaks, a control character.
+    let notes = "Built \"it\": a \\ b\nnext\tline\u{1} Zoë 東京";
+    assert_eq!(first["notes"], notes);
+    assert_eq!(first["again"], notes);
     assert_eq!(first["day"], "2026-11-02");
     assert_eq!(first["hours"], "0.75");
     assert_eq!(first["rate"], "95.55");

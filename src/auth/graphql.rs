@@ -51,19 +51,19 @@ impl UserNode {
     pub fn direct_field(
         user: &User,
         field: &async_graphql::parser::types::Field,
-    ) -> Option<async_graphql::Value> {
-        use crate::graphql::direct;
-        use async_graphql::Value;
-        Some(match direct::name(field) {
-            "id" => direct::id("User", user.id),
-            "email" => direct::string(&user.email),
-            "name" => direct::string(&user.name),
-            "role" => direct::enumeration(&user.role.0),
-            "active" => Value::Boolean(user.active),
-            "createdAt" => direct::scalar(&user.created_at),
-            "updatedAt" => direct::scalar(&user.updated_at),
+        out: &mut crate::graphql::direct::Json,
+    ) -> Option<()> {
+        match crate::graphql::direct::name(field) {
+            "id" => out.id("User", user.id),
+            "email" => out.str(&user.email),
+            "name" => out.str(&user.name),
+            "role" => out.enumeration(&user.role.0),
+            "active" => out.bool(user.active),
+            "createdAt" => out.scalar(&user.created_at),
+            "updatedAt" => out.scalar(&user.updated_at),
             _ => return None,
-        })
+        }
+        Some(())
     }
 
     /// The user, when `actor` may see them: admins and managers see everyone, members

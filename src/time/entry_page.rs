@@ -19,7 +19,8 @@ use super::graphql_entries::TimeEntryNode;
 use super::reports;
 use crate::auth::graphql::UserNode;
 use crate::auth::users::User;
-use crate::graphql::{RequestContext, direct, feed};
+use crate::graphql::direct::{self, Json};
+use crate::graphql::{RequestContext, feed};
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
 type EntryConnection = Connection<Cursor, TimeEntryNode, EmptyFields, EmptyFields>;
@@ -38,77 +39,103 @@ pub struct EntryPage {
     pub has_next_page: bool,
 }
 
-fn cursor((entry, ..): &EntryRow) -> Value {
-    Value::String(OpaqueCursor((entry.work_date, entry.id)).encode_cursor())
+fn cursor((entry, ..): &EntryRow) -> String {
+    OpaqueCursor((entry.work_date, entry.id)).encode_cursor()
 }
 
 impl EntryPage {
-    /// The page's value, or `None` when its selection needs the resolvers.
-    fn direct(&self, ctx: &ContextSelectionSet<'_>) -> Option<Value> {
+    /// The page written as JSON text, or `None` when its selection needs the resolvers.
+    fn direct(&self, ctx: &ContextSelectionSet<'_>) -> Option<Json> {
         let edge = EntryEdge::type_name();
+        // Some 300 bytes an entry with a few relations; grown as needed.
+        let mut out = Json::with_capacity(512 + 320 * self.rows.len());
         direct::object(
             ctx,
             &ctx.item.node,
             &EntryConnection::type_name(),
-            |f| match direct::name(f) {
-                "edges" => direct::list(&self.rows, |row| {
-                    direct::object(ctx, &f.selection_set.node, &edge, |e| match direct::name(e) {
-                        "cursor" => Some(cursor(row)),
-                        "node" => self.entry(ctx, row, e),
-                        _ => None,
-                    })
+            &mut out,
+            |f, out| match direct::name(f) {
+                "edges" => direct::list(&self.rows, out, |row, out| {
+                    direct::object(
+                        ctx,
+                        &f.selection_set.node,
+                        &edge,
+                        out,
+                        |e, out| match direct::name(e) {
+                            "cursor" => {
+                                out.str(&cursor(row));
+                                Some(())
+                            }
+                            "node" => self.entry(ctx, row, e, out),
+                            _ => None,
+                        },
+                    )
                 }),
-                "nodes" => direct::list(&self.rows, |row| self.entry(ctx, row, f)),
-                "pageInfo" => direct::object(ctx, &f.selection_set.node, "PageInfo", |p| {
-                    Some(match direct::name(p) {
-                        "hasPreviousPage" => Value::Boolean(self.has_previous_page),
-                        "hasNextPage" => Value::Boolean(self.has_next_page),
-                        "startCursor" => self.rows.first().map_or(Value::Null, cursor),
-                        "endCursor" => self.rows.last().map_or(Value::Null, cursor),
+                "nodes" => direct::list(&self.rows, out, |row, out| self.entry(ctx, row, f, out)),
+                "pageInfo" => direct::object(ctx, &f.selection_set.node, "PageInfo", out, |p, out| {
+                    match direct::name(p) {
+                        "hasPreviousPage" => out.bool(self.has_previous_page),
+                        "hasNextPage" => out.bool(self.has_next_page),
+                        "startCursor" => out.nullable_str(self.rows.first().map(cursor).as_deref()),
+                        "endCursor" => out.nullable_str(self.rows.last().map(cursor).as_deref()),
                         _ => return None,
-                    })
+                    }
+                    Some(())
                 }),
                 _ => None,
             },
-        )
+        )?;
+        Some(out)
     }
 
     /// One entry, as [`TimeEntryNode`]'s resolvers give it.
-    fn entry<'a>(&self, ctx: &ContextSelectionSet<'a>, row: &EntryRow, field: &'a Field) -> Option<Value> {
+    fn entry<'a>(
+        &self,
+        ctx: &ContextSelectionSet<'a>,
+        row: &EntryRow,
+        field: &'a Field,
+        out: &mut Json,
+    ) -> Option<()> {
         let (entry, project, client, task) = row;
-        direct::object(ctx, &field.selection_set.node, "TimeEntry", |f| {
+        direct::object(ctx, &field.selection_set.node, "TimeEntry", out, |f, out| {
             let set = &f.selection_set.node;
-            Some(match direct::name(f) {
-                "id" => direct::id("TimeEntry", entry.id),
+            match direct::name(f) {
+                "id" => out.id("TimeEntry", entry.id),
                 "user" => match self.users.as_ref()?.get(&entry.user_id) {
-                    Some(user) => direct::object(ctx, set, "User", |u| UserNode::direct_field(user, u))?,
-                    None => Value::Null,
+                    Some(user) => direct::object(ctx, set, "User", out, |u, out| {
+                        UserNode::direct_field(user, u, out)
+                    })?,
+                    None => out.null(),
                 },
-                "project" => direct::object(ctx, set, "Project", |p| {
-                    ProjectNode::direct_field(ctx, project, client, p)
+                "project" => direct::object(ctx, set, "Project", out, |p, out| {
+                    ProjectNode::direct_field(ctx, project, client, p, out)
                 })?,
                 "task" => match task {
-                    Some(task) => direct::object(ctx, set, "Task", |t| {
-                        TaskNode::direct_field(ctx, task, project, client, t)
+                    Some(task) => direct::object(ctx, set, "Task", out, |t, out| {
+                        TaskNode::direct_field(ctx, task, project, client, t, out)
                     })?,
-                    None => Value::Null,
+                    None => out.null(),
                 },
-                "date" => direct::date(&entry.work_date),
-                "startedAt" => direct::nullable(entry.started_at.as_ref()),
-                "endedAt" => direct::nullable(entry.ended_at.as_ref()),
-                "minutes" => entry.minutes.map_or(Value::Null, |m| Value::Number(m.into())),
-                "hours" => direct::nullable(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref()),
-                "running" => Value::Boolean(entry.running()),
-                "notes" => direct::string(&entry.notes),
-                "billable" => Value::Boolean(entry.billable),
-                "rate" => direct::nullable(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
-                "amount" => direct::nullable(entry.amount(self.minor_units).as_ref()),
-                "status" => direct::enumeration(&entry.status()),
-                "externalRef" => direct::nullable_string(entry.external_ref.as_deref()),
-                "createdAt" => direct::scalar(&entry.created_at),
-                "updatedAt" => direct::scalar(&entry.updated_at),
+                "date" => out.date(&entry.work_date),
+                "startedAt" => out.nullable(entry.started_at.as_ref()),
+                "endedAt" => out.nullable(entry.ended_at.as_ref()),
+                "minutes" => match entry.minutes {
+                    Some(minutes) => out.int(minutes.into()),
+                    None => out.null(),
+                },
+                "hours" => out.nullable_decimal(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref()),
+                "running" => out.bool(entry.running()),
+                "notes" => out.str(&entry.notes),
+                "billable" => out.bool(entry.billable),
+                "rate" => out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
+                "amount" => out.nullable_decimal(entry.amount(self.minor_units).as_ref()),
+                "status" => out.enumeration(&entry.status()),
+                "externalRef" => out.nullable_str(entry.external_ref.as_deref()),
+                "createdAt" => out.scalar(&entry.created_at),
+                "updatedAt" => out.scalar(&entry.updated_at),
                 _ => return None,
-            })
+            }
+            Some(())
         })
     }
 }
@@ -124,9 +151,9 @@ impl OutputType for EntryPage {
 
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         let req = ctx.data_unchecked::<RequestContext>();
-        if let Some(value) = self.direct(ctx) {
+        if let Some(json) = self.direct(ctx) {
             req.services.pages.entries_direct.fetch_add(1, Ordering::Relaxed);
-            return Ok(value);
+            return Ok(json.into_value());
         }
         req.services.pages.entries_general.fetch_add(1, Ordering::Relaxed);
         // The resolvers find the page's relations in the request's loaders.

@@ -3,9 +3,7 @@
 
 use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
 use async_graphql::parser::types::Field;
-use async_graphql::{
-    Context, ContextSelectionSet, ID, InputObject, Lookahead, MaybeUndefined, Object, Value,
-};
+use async_graphql::{Context, ContextSelectionSet, ID, InputObject, Lookahead, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
@@ -16,7 +14,8 @@ use super::catalog::{
 use crate::auth::Role;
 use crate::auth::graphql::UserNode;
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, direct, expect_global_id, global_id, loader_error, prefetch};
+use crate::graphql::direct::{self, Json};
+use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, prefetch};
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
 const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
@@ -47,15 +46,16 @@ impl ClientNode {
 impl ClientNode {
     /// A field's value written directly ([`direct`]), as the resolvers above give it;
     /// `None` for a field that needs its resolver.
-    pub fn direct_field(client: &Client, field: &Field) -> Option<Value> {
-        Some(match direct::name(field) {
-            "id" => direct::id("Client", client.id),
-            "name" => direct::string(&client.name),
-            "billingEmail" => direct::nullable_string(client.billing_email.as_deref()),
-            "archived" => Value::Boolean(client.archived),
-            "createdAt" => direct::scalar(&client.created_at),
+    pub fn direct_field(client: &Client, field: &Field, out: &mut Json) -> Option<()> {
+        match direct::name(field) {
+            "id" => out.id("Client", client.id),
+            "name" => out.str(&client.name),
+            "billingEmail" => out.nullable_str(client.billing_email.as_deref()),
+            "archived" => out.bool(client.archived),
+            "createdAt" => out.scalar(&client.created_at),
             _ => return None,
-        })
+        }
+        Some(())
     }
 
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
@@ -138,21 +138,23 @@ impl ProjectNode {
         project: &Project,
         client: &Client,
         field: &'a Field,
-    ) -> Option<Value> {
-        Some(match direct::name(field) {
-            "id" => direct::id("Project", project.id),
-            "code" => direct::nullable_string(project.code.as_deref()),
-            "name" => direct::string(&project.name),
-            "client" => direct::object(ctx, &field.selection_set.node, "Client", |f| {
-                ClientNode::direct_field(client, f)
+        out: &mut Json,
+    ) -> Option<()> {
+        match direct::name(field) {
+            "id" => out.id("Project", project.id),
+            "code" => out.nullable_str(project.code.as_deref()),
+            "name" => out.str(&project.name),
+            "client" => direct::object(ctx, &field.selection_set.node, "Client", out, |f, out| {
+                ClientNode::direct_field(client, f, out)
             })?,
-            "billable" => Value::Boolean(project.billable),
-            "hourlyRate" => direct::nullable(project.hourly_rate.map(|r| r.normalize()).as_ref()),
-            "budgetHours" => direct::nullable(project.budget_hours.map(|b| b.normalize()).as_ref()),
-            "archived" => Value::Boolean(project.archived),
-            "createdAt" => direct::scalar(&project.created_at),
+            "billable" => out.bool(project.billable),
+            "hourlyRate" => out.nullable_decimal(project.hourly_rate.map(|r| r.normalize()).as_ref()),
+            "budgetHours" => out.nullable_decimal(project.budget_hours.map(|b| b.normalize()).as_ref()),
+            "archived" => out.bool(project.archived),
+            "createdAt" => out.scalar(&project.created_at),
             _ => return None,
-        })
+        }
+        Some(())
     }
 
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
@@ -202,19 +204,24 @@ impl TaskNode {
         project: &Project,
         client: &Client,
         field: &'a Field,
-    ) -> Option<Value> {
-        Some(match direct::name(field) {
-            "id" => direct::id("Task", task.id),
-            "name" => direct::string(&task.name),
-            "billable" => task.billable.map_or(Value::Null, Value::Boolean),
-            "archived" => Value::Boolean(task.archived),
+        out: &mut Json,
+    ) -> Option<()> {
+        match direct::name(field) {
+            "id" => out.id("Task", task.id),
+            "name" => out.str(&task.name),
+            "billable" => match task.billable {
+                Some(billable) => out.bool(billable),
+                None => out.null(),
+            },
+            "archived" => out.bool(task.archived),
             "project" if task.project_id == project.id => {
-                direct::object(ctx, &field.selection_set.node, "Project", |f| {
-                    ProjectNode::direct_field(ctx, project, client, f)
+                direct::object(ctx, &field.selection_set.node, "Project", out, |f, out| {
+                    ProjectNode::direct_field(ctx, project, client, f, out)
                 })?
             }
             _ => return None,
-        })
+        }
+        Some(())
     }
 
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
