@@ -878,8 +878,7 @@ fn page_query(
     filter: &EntryFilter,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
-) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, EntryRow>
-+ for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, EntryRow>
+) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, EntryRow>
 + diesel::query_builder::QueryFragment<diesel::pg::Pg>
 + Send
 + 'static {
