@@ -11,7 +11,7 @@
 //! directive, field arguments, a fragment on an interface, one response key selected twice
 //! with sub-selections, a field that needs its resolver) makes [`object`] answer `None`, and
 //! the caller then hands the page to the general executor: the two must answer alike, which
-//! the tests check field by field (`tests/time.rs`).
+//! the tests check field by field (`tests/integration/time.rs`).
 //!
 //! `@skip` and `@include` are applied before execution, so they never reach here. Schema
 //! extensions (none are installed) would not see the fields written here.

@@ -1,10 +1,8 @@
 //! Users, login, tokens, settings and the GraphQL endpoint's rules, against PostgreSQL.
 
-mod common;
-
+use crate::common::{TestApp, eventually};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{TestApp, eventually};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;

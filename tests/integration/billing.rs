@@ -1,9 +1,7 @@
 //! Invoices through the API, against PostgreSQL: totals, numbering under concurrency, one
 //! live invoice per entry, issue, payments and void, and who may see them.
 
-mod common;
-
-use common::{TestApp, TestTenant};
+use crate::common::{TestApp, TestTenant};
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
@@ -635,7 +633,7 @@ async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() 
 
 /// The text of a PDF as pdftotext reads it (with the layout kept).
 fn pdf_text(bytes: &[u8]) -> String {
-    let path = common::temp_dir("pdf").join("invoice.pdf");
+    let path = crate::common::temp_dir("pdf").join("invoice.pdf");
     std::fs::write(&path, bytes).unwrap();
     let out = std::process::Command::new("pdftotext")
         .args(["-layout", path.to_str().unwrap(), "-"])
@@ -843,7 +841,7 @@ async fn an_issued_invoice_is_emailed_with_its_pdf_from_its_own_tenant() {
         assert!(done["sendInvoice"]["sentAt"].is_string());
         sent.push((t, number));
     }
-    let emails = common::drain_outbox(&app).await;
+    let emails = crate::common::drain_outbox(&app).await;
     assert_eq!(emails.len(), 2);
     for (t, number) in &sent {
         let eml = emails

@@ -1,14 +1,12 @@
 //! Background jobs and the email outbox, against PostgreSQL: workers in-process and as a
 //! real process that is killed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{JWT_SECRET, TestApp, TestTenant, fast_config, temp_dir, worker};
 use chrono::NaiveTime;
-use common::{JWT_SECRET, TestApp, TestTenant, fast_config, temp_dir, worker};
 use crowdminder::jobs::handlers::{JobContext, Registry};
 use crowdminder::jobs::schedule::{Every, Schedule};
 use crowdminder::jobs::worker::Shutdown;
@@ -455,7 +453,7 @@ async fn emails_carry_their_tenants_address_and_site() {
         app.create_user(t, &admin, &format!("new@{}.example", t.schema), "MEMBER")
             .await;
     }
-    let mut emails = common::drain_outbox(&app).await;
+    let mut emails = crate::common::drain_outbox(&app).await;
     emails.sort_by_key(|e| e.contains("globex"));
     assert_eq!(emails.len(), 2);
     for (email, t) in emails.iter().zip([&a, &b]) {

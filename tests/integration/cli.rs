@@ -1,10 +1,8 @@
 //! The `crowdminder` command, run as a process against PostgreSQL.
 
-mod common;
-
 use std::process::Output;
 
-use common::TestDatabase;
+use crate::common::TestDatabase;
 use crowdminder::db;
 use crowdminder::tenancy::migrations::TENANT_MIGRATIONS;
 use diesel_async::SimpleAsyncConnection;
@@ -201,7 +199,7 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
         .await
         .unwrap();
     }
-    let in_the_way = common::first_table_created(last.up);
+    let in_the_way = crate::common::first_table_created(last.up);
     conn.batch_execute(&format!("CREATE TABLE broken.{in_the_way} (x int)"))
         .await
         .unwrap();

@@ -1,9 +1,7 @@
 //! Time entries, timers, timesheets and reports through the API, against PostgreSQL.
 
-mod common;
-
+use crate::common::{TestApp, TestTenant};
 use axum::http::StatusCode;
-use common::{TestApp, TestTenant};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use rust_decimal::Decimal;

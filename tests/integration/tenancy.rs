@@ -1,11 +1,9 @@
 //! Tenant isolation, tenant resolution and migrations across schemas, against PostgreSQL.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestApp, TestTenant, eventually};
+use crate::common::{TestApp, TestTenant, eventually};
 use crowdminder::db::DbPool;
 use crowdminder::tenancy::migrations::{self, TENANT_MIGRATIONS};
 use crowdminder::tenancy::registry::{self, TenantStatus};
@@ -418,7 +416,7 @@ async fn migrate_brings_tenants_at_different_versions_up_and_names_failures() {
     roll_back_to(&mut conn, "far_behind", 1).await;
     roll_back_to(&mut conn, "broken", all.len() - 1).await;
     // Something in the way of the last migration: it must fail for this tenant alone.
-    let last_table = common::first_table_created(TENANT_MIGRATIONS.last().unwrap().up);
+    let last_table = crate::common::first_table_created(TENANT_MIGRATIONS.last().unwrap().up);
     conn.batch_execute(&format!("CREATE TABLE broken.{last_table} (x int)"))
         .await
         .unwrap();

@@ -1,8 +1,6 @@
 //! Clients, projects, tasks and members through the API, against PostgreSQL.
 
-mod common;
-
-use common::{TestApp, TestTenant};
+use crate::common::{TestApp, TestTenant};
 use serde_json::{Value, json};
 
 const CREATE_CLIENT: &str = "mutation($i: CreateClientInput!) { createClient(input: $i) { id name } }";

@@ -1,9 +1,7 @@
 //! Leave types, holidays, requests, balances and decisions through the API, against
 //! PostgreSQL.
 
-mod common;
-
-use common::{TestApp, TestTenant};
+use crate::common::{TestApp, TestTenant};
 use serde_json::{Value, json};
 
 const CREATE_TYPE: &str = "mutation($i: CreateLeaveTypeInput!) { createLeaveType(input: $i) { id name } }";
@@ -617,7 +615,7 @@ async fn leave_emails_come_from_their_own_tenant() {
         .await;
         hosts.push(t);
     }
-    let emails = common::drain_outbox(&app).await;
+    let emails = crate::common::drain_outbox(&app).await;
     // Per tenant: a welcome, the request to the admin, the rejection to the member.
     assert_eq!(emails.len(), 6);
     for t in &hosts {
@@ -671,7 +669,7 @@ fn stored_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 #[tokio::test]
 async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_allowed() {
-    let mut config = common::test_config();
+    let mut config = crate::common::test_config();
     config.file_max_bytes = 4096;
     let folder = std::path::PathBuf::from(&config.file_store);
     let app = TestApp::with_config(4, config).await;
@@ -896,7 +894,7 @@ async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_
     assert_eq!(removed["removeLeaveAttachment"], file_id);
     let (status, _, _) = app.get_raw(&acme.host, Some(&acme_admin), &path).await;
     assert_eq!(status, 404);
-    common::eventually(|| {
+    crate::common::eventually(|| {
         let folder = folder.clone();
         async move { stored_files(&folder).len() == 2 }
     })

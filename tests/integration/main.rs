@@ -1,0 +1,14 @@
+//! Integration tests: the service, its command line and its background jobs against a real
+//! PostgreSQL (`TEST_DATABASE_URL`). They are one test binary, so that the library and its
+//! dependencies are linked once rather than once per area.
+
+mod common;
+
+mod billing;
+mod catalog;
+mod cli;
+mod identity;
+mod jobs;
+mod leave;
+mod tenancy;
+mod time;
