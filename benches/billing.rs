@@ -9,11 +9,11 @@
 
 use std::time::Instant;
 
+use crowdminder::app::App;
+use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
-use crowdminder::db;
-use crowdminder::graphql::global_id;
-use crowdminder::http::{self, AppState};
-use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::graphql::support::{NodeType, global_id};
+use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
 use crowdminder::tenancy::registry::NewTenant;
 use diesel_async::SimpleAsyncConnection;
@@ -73,9 +73,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         migrations::migrate_public(&mut conn).await.unwrap();
-        provision::create_tenant(
+        create_tenant(
             &mut conn,
             &NewTenant::parse("bill", "Bench Consulting", HOST).unwrap(),
             FirstAdmin {
@@ -95,11 +95,11 @@ fn main() {
             .join("crowdminder-bench-files")
             .to_string_lossy()
             .into_owned();
-        let pool = db::build_pool(&DatabaseConfig::new(url.clone(), 4)).unwrap();
-        let state = AppState::new(pool, config, Secret::new(url.clone())).unwrap();
+        let pool = tenancy::build_pool(&DatabaseConfig::new(url.clone(), 4)).unwrap();
+        let state = App::new(pool, config, Secret::new(url.clone())).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(axum::serve(listener, http::router(state)).into_future());
+        tokio::spawn(axum::serve(listener, state.router()).into_future());
         let client = reqwest::Client::new();
         let post = |token: Option<String>, query: &str, variables: Value| {
             let request = client
@@ -123,8 +123,8 @@ fn main() {
         )
         .await;
         let token = login["login"]["token"].as_str().unwrap().to_owned();
-        let big = global_id("Client", 1).0;
-        let small = global_id("Client", 2).0;
+        let big = global_id(NodeType::Client, 1).0;
+        let small = global_id(NodeType::Client, 2).0;
         let create = "mutation($c: ID!, $g: InvoiceGroupBy!) { createInvoice(input: {clientId: $c, from: \"2026-10-01\", \
             to: \"2026-10-31\", groupBy: $g}) { id total lines { id } } }";
         let delete = "mutation($id: ID!) { deleteInvoice(id: $id) }";

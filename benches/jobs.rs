@@ -11,14 +11,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crowdminder::app::App;
+use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
-use crowdminder::db;
-use crowdminder::http::AppState;
-use crowdminder::jobs::handlers::{JobContext, JobServices, Registry};
-use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig, WorkerStats, worker_id};
+use crowdminder::jobs::registry::{JobContext, Registry};
+use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig};
 use crowdminder::jobs::{self, NewJob};
-use crowdminder::mail::{MailConfig, Mailer};
-use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::mail::MailConfig;
+use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
 use crowdminder::tenancy::registry::NewTenant;
 use diesel::sql_types::{BigInt, Integer};
@@ -38,32 +38,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn worker(url: &str, state: &AppState, registry: Registry, concurrency: usize) -> Worker {
-    let pool = db::build_pool(&DatabaseConfig::new(url, concurrency + 2)).unwrap();
-    Worker {
-        id: worker_id(concurrency),
-        pool,
-        registry: Arc::new(registry),
-        services: Arc::new(JobServices {
-            config: ServiceConfig::with_secret(JWT_SECRET),
-            settings: Arc::clone(&state.services.settings),
-            mailer: Mailer::new(&MailConfig::files(
-                std::env::temp_dir().join("crowdminder-bench-mail"),
-            ))
-            .unwrap(),
-            pdf: Arc::clone(&state.services.pdf),
-        }),
-        config: WorkerConfig {
-            concurrency,
-            lease_seconds: 60,
-            poll_ms: 5_000,
-            backoff_ms: 1_000,
-            grace_seconds: 10,
-        },
-        schedules: Vec::new(),
-        wake: Arc::clone(&state.jobs_wake),
-        stats: Arc::new(WorkerStats::default()),
-    }
+fn worker(url: &str, state: &App, registry: Registry, concurrency: usize) -> Worker {
+    let pool = tenancy::build_pool(&DatabaseConfig::new(url, concurrency + 2)).unwrap();
+    let mail = MailConfig::files(std::env::temp_dir().join("crowdminder-bench-mail"));
+    let config = WorkerConfig {
+        concurrency,
+        lease_seconds: 60,
+        poll_ms: 5_000,
+        backoff_ms: 1_000,
+        grace_seconds: 10,
+    };
+    state.worker(pool, registry, Vec::new(), &mail, config).unwrap()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -90,11 +75,11 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         migrations::migrate_public(&mut conn).await.unwrap();
         for i in 0..tenants {
             let schema = format!("j{i:03}");
-            provision::create_tenant(
+            create_tenant(
                 &mut conn,
                 &NewTenant::parse(&schema, &schema, &format!("{schema}.jobs.localhost")).unwrap(),
                 FirstAdmin {
@@ -107,8 +92,8 @@ fn main() {
             .unwrap();
         }
         println!("== {tenants} tenants");
-        let pool = db::build_pool(&DatabaseConfig::new(url.clone(), 2)).unwrap();
-        let state = AppState::new(pool, ServiceConfig::with_secret(JWT_SECRET), Secret::new(url.clone())).unwrap();
+        let pool = tenancy::build_pool(&DatabaseConfig::new(url.clone(), 2)).unwrap();
+        let state = App::new(pool, ServiceConfig::with_secret(JWT_SECRET), Secret::new(url.clone())).unwrap();
         // Let the change listener connect before anything is timed.
         tokio::time::sleep(Duration::from_millis(500)).await;
 
@@ -131,7 +116,7 @@ fn main() {
                 .unwrap();
             let (stop, rx) = Shutdown::new();
             let started = Instant::now();
-            let handle = worker(&url, &state, Registry::standard(), concurrency).spawn(rx);
+            let handle = worker(&url, &state, crowdminder::app::jobs(), concurrency).spawn(rx);
             while queue_len(&mut conn).await > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -146,7 +131,7 @@ fn main() {
 
         // Commit to start: one job at a time into an idle worker woken by NOTIFY.
         let starts: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
-        let mut registry = Registry::standard();
+        let mut registry = crowdminder::app::jobs();
         {
             let starts = Arc::clone(&starts);
             registry.register("stamp", move |ctx: JobContext| {

@@ -10,11 +10,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crowdminder::app::App;
+use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
-use crowdminder::db;
-use crowdminder::graphql::{RequestContext, global_id};
-use crowdminder::http::{self, AppState};
-use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::graphql::support::{NodeType, RequestContext, global_id};
+use crowdminder::tenancy;
 use crowdminder::tenancy::registry::NewTenant;
 use crowdminder::tenancy::{Access, TenantDb, migrations};
 use diesel_async::SimpleAsyncConnection;
@@ -82,9 +82,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         migrations::migrate_public(&mut conn).await.unwrap();
-        let tenant = provision::create_tenant(
+        let tenant = create_tenant(
             &mut conn,
             &NewTenant::parse("team", "Team Consulting", HOST).unwrap(),
             FirstAdmin {
@@ -109,7 +109,7 @@ fn main() {
         .await
             .unwrap()
             .into_iter()
-            .map(|r| global_id("User", r.id).0)
+            .map(|r| global_id(NodeType::User, r.id).0)
             .collect();
         let requests: Vec<Id> = diesel_async::RunQueryDsl::load(
             diesel::sql_query("SELECT count(*) AS id FROM team.leave_requests"),
@@ -129,11 +129,11 @@ fn main() {
             .join("crowdminder-bench-files")
             .to_string_lossy()
             .into_owned();
-        let pool = db::build_pool(&DatabaseConfig::new(url.clone(), 4)).unwrap();
-        let state = AppState::new(pool.clone(), config, Secret::new(url.clone())).unwrap();
+        let pool = tenancy::build_pool(&DatabaseConfig::new(url.clone(), 4)).unwrap();
+        let state = App::new(pool.clone(), config, Secret::new(url.clone())).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(axum::serve(listener, http::router(state.clone())).into_future());
+        tokio::spawn(axum::serve(listener, state.router()).into_future());
         let client = reqwest::Client::new();
         let post = |token: Option<String>, body: Value| {
             let client = client.clone();

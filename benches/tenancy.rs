@@ -20,10 +20,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::auth::tokens::JwtKeys;
 use crowdminder::config::{Secret, ServiceConfig};
-use crowdminder::db;
-use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
 use crowdminder::tenancy::registry::NewTenant;
 
@@ -124,7 +124,7 @@ fn main() {
             let url = url.clone();
             let next = Arc::clone(&next);
             workers.push(tokio::spawn(async move {
-                let mut conn = db::connect(&url).await.unwrap();
+                let mut conn = tenancy::connect(&url).await.unwrap();
                 let mut times = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -133,7 +133,7 @@ fn main() {
                     }
                     let schema = format!("t{i:04}");
                     let started = Instant::now();
-                    provision::create_tenant(
+                    create_tenant(
                         &mut conn,
                         &NewTenant::parse(&schema, &schema, &host(i)).unwrap(),
                         FirstAdmin {
@@ -165,7 +165,7 @@ fn main() {
         migrate_times,
     );
     rt.block_on(async {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         let started = Instant::now();
         let schemas = crowdminder::tenancy::registry::all_schemas(&mut conn)
             .await
@@ -183,7 +183,7 @@ fn main() {
     // Throughput: wrk against the release server.
     let keys = JwtKeys::new(&ServiceConfig::with_secret(JWT_SECRET)).unwrap();
     let registry = rt.block_on(async {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         crowdminder::tenancy::registry::list(&mut conn).await.unwrap()
     });
     let targets: Vec<(String, String)> = registry

@@ -13,10 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
+use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::Secret;
-use crowdminder::db;
-use crowdminder::provision::{self, FirstAdmin};
 use crowdminder::settings::TenantSettings;
+use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
 use crowdminder::tenancy::registry::NewTenant;
 use crowdminder::time::entries::{self, EntryFilter};
@@ -180,9 +180,9 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let mut conn = db::connect(&url).await.unwrap();
+        let mut conn = tenancy::connect(&url).await.unwrap();
         migrations::migrate_public(&mut conn).await.unwrap();
-        provision::create_tenant(
+        create_tenant(
             &mut conn,
             &NewTenant::parse("big", "Big Consulting", HOST).unwrap(),
             FirstAdmin {

@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 /// A value that must never reach a log line or an error message.
+/// Most files one request may upload.
+pub const MAX_FILES_PER_REQUEST: usize = 5;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -160,7 +163,7 @@ impl ServiceConfig {
     /// The largest multipart (upload) request body: the files a request may carry, and room
     /// for the operation.
     pub fn max_upload_body_bytes(&self) -> usize {
-        self.max_body_bytes + crate::files::MAX_FILES_PER_REQUEST * self.file_max_bytes
+        self.max_body_bytes + MAX_FILES_PER_REQUEST * self.file_max_bytes
     }
 
     pub fn jwt_ttl(&self) -> Duration {

@@ -6,10 +6,8 @@
 //! repeat, and a key never says anything a client chose (the file name stays in the row).
 //! The type of a file is read from its first bytes, never taken from the client's word.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::dataloader::Loader;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -22,10 +20,8 @@ use sha2::{Digest, Sha256};
 
 use crate::db::schema::files;
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantDb;
 
-/// Most files one request may upload.
-pub const MAX_FILES_PER_REQUEST: usize = 5;
+pub use crate::config::MAX_FILES_PER_REQUEST;
 
 /// Whether content is of a kind, from its first bytes.
 type Sniff = fn(&[u8]) -> bool;
@@ -236,12 +232,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Sto
 
 /// The files of a leave request, oldest first.
 pub async fn of_leave_request(conn: &mut AsyncPgConnection, request_id: i64) -> AppResult<Vec<StoredFile>> {
-    Ok(files::table
-        .filter(files::leave_request_id.eq(request_id))
-        .order(files::id)
-        .select(StoredFile::as_select())
-        .load(conn)
-        .await?)
+    of_leave_requests(conn, &[request_id]).await
 }
 
 pub async fn delete_row(conn: &mut AsyncPgConnection, id: i64) -> AppResult<()> {
@@ -249,32 +240,17 @@ pub async fn delete_row(conn: &mut AsyncPgConnection, id: i64) -> AppResult<()> 
     Ok(())
 }
 
-/// A request's loader of the files of many leave requests at once.
-pub struct LeaveRequestFiles {
-    pub db: Arc<TenantDb>,
-}
-
-impl Loader<i64> for LeaveRequestFiles {
-    type Value = Vec<StoredFile>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<StoredFile>>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<StoredFile> = files::table
-            .filter(files::leave_request_id.eq_any(keys))
-            .order(files::id)
-            .select(StoredFile::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        let mut grouped: HashMap<i64, Vec<StoredFile>> = HashMap::new();
-        for file in rows {
-            if let Some(request) = file.leave_request_id {
-                grouped.entry(request).or_default().push(file);
-            }
-        }
-        Ok(grouped)
-    }
+/// The files of the leave requests `request_ids`, each request's in order.
+pub async fn of_leave_requests(
+    conn: &mut AsyncPgConnection,
+    request_ids: &[i64],
+) -> AppResult<Vec<StoredFile>> {
+    Ok(files::table
+        .filter(files::leave_request_id.eq_any(request_ids))
+        .order(files::id)
+        .select(StoredFile::as_select())
+        .load(conn)
+        .await?)
 }
 
 #[cfg(test)]

@@ -53,6 +53,33 @@ pub struct Email {
     pub attachments: Vec<EmailAttachment>,
 }
 
+impl Email {
+    /// An email to one person (`(address, name)`), greeted by name, or by address when they
+    /// have none.
+    pub fn letter(
+        from: String,
+        from_name: String,
+        (email, name): (String, String),
+        subject: String,
+        body: &str,
+    ) -> Self {
+        let greeting = if name.is_empty() {
+            email.clone()
+        } else {
+            name.clone()
+        };
+        Self {
+            from,
+            from_name,
+            to: email,
+            to_name: name,
+            subject,
+            text: format!("Hello {greeting},\n\n{body}"),
+            attachments: Vec::new(),
+        }
+    }
+}
+
 /// A file sent along (an invoice's PDF).
 #[derive(Debug, Clone)]
 pub struct EmailAttachment {

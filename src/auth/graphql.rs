@@ -6,14 +6,64 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
+use super::emails::AuthEmail;
+use super::tokens::JwtKeys;
 use super::tokens::new_api_token;
 use super::users::{self, NewUser, User, UserFilter};
-use super::{Role, announce_auth_change, password};
+use super::{Actor, ActorCache, Role, announce_auth_change, authenticate, password};
 use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id};
-use crate::jobs::handlers::EmailTemplate;
+use crate::graphql::support::{
+    ById, ContextExt, FetchById, NodeType, PageArgs, RequestContext, expect_global_id, global_id,
+};
+use crate::jobs::registry::Letter;
+
+/// The signed-in actor of a request, worked out once, on first need.
+pub trait RequestActor {
+    fn actor(&self) -> impl Future<Output = AppResult<Actor>> + Send;
+}
+
+struct SignedIn(tokio::sync::OnceCell<Actor>);
+
+impl RequestActor for RequestContext {
+    async fn actor(&self) -> AppResult<Actor> {
+        let signed_in = self.kept(|| SignedIn(tokio::sync::OnceCell::new()));
+        let actor = signed_in
+            .0
+            .get_or_try_init(|| {
+                authenticate(
+                    &self.db,
+                    self.services.get::<JwtKeys>(),
+                    self.services.get::<ActorCache>(),
+                    self.bearer.as_deref(),
+                )
+            })
+            .await?;
+        Ok(*actor)
+    }
+}
+
+/// The user a list is narrowed to: members always see only themselves; managers and admins
+/// see the user asked for (a global `User` id in `field`), or everyone.
+pub fn own_or_asked(actor: &Actor, field: &str, asked: Option<ID>) -> AppResult<Option<i64>> {
+    let asked = asked
+        .map(|id| expect_global_id(field, &id, NodeType::User))
+        .transpose()?;
+    Ok(actor
+        .narrow(asked.map(|id| vec![id]))
+        .and_then(|ids| ids.into_iter().next()))
+}
+
+impl FetchById for User {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<Self>> {
+        users::by_ids(conn, ids).await
+    }
+}
 
 /// A person in this tenant.
 pub struct UserNode(pub User);
@@ -21,7 +71,7 @@ pub struct UserNode(pub User);
 #[Object(name = "User")]
 impl UserNode {
     pub async fn id(&self) -> ID {
-        global_id("User", self.0.id)
+        global_id(NodeType::User, self.0.id)
     }
     /// As typed at creation; unique ignoring case.
     async fn email(&self) -> &str {
@@ -46,15 +96,15 @@ impl UserNode {
 }
 
 impl UserNode {
-    /// A field's value written directly ([`crate::graphql::direct`]), as the resolvers
+    /// A field's value written directly ([`crate::graphql::support::direct`]), as the resolvers
     /// above give it.
     pub fn direct_field(
         user: &User,
         field: &async_graphql::parser::types::Field,
-        out: &mut crate::graphql::direct::Json,
+        out: &mut crate::graphql::support::direct::Json,
     ) -> Option<()> {
-        match crate::graphql::direct::name(field) {
-            "id" => out.id("User", user.id),
+        match crate::graphql::support::direct::name(field) {
+            "id" => out.id(NodeType::User, user.id),
             "email" => out.str(&user.email),
             "name" => out.str(&user.name),
             "role" => out.enumeration(&user.role.0),
@@ -70,16 +120,11 @@ impl UserNode {
     /// themselves.
     pub async fn visible(ctx: &Context<'_>, user_id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         if !actor.may_see(user_id) {
             return Ok(None);
         }
-        let user = req
-            .users
-            .load_one(user_id)
-            .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("loading users: {e:?}")))?;
-        Ok(user.map(Self))
+        Ok(req.load::<ById<User>>(user_id).await?.map(Self))
     }
 }
 
@@ -104,7 +149,7 @@ pub struct ApiToken {
 #[async_graphql::ComplexObject]
 impl ApiToken {
     pub async fn id(&self) -> ID {
-        global_id("ApiToken", self.id)
+        global_id(NodeType::ApiToken, self.id)
     }
     /// The user the token acts as.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
@@ -115,7 +160,7 @@ impl ApiToken {
 impl ApiToken {
     pub async fn visible(ctx: &Context<'_>, token_id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         let token: Option<ApiToken> = api_tokens::table
             .find(token_id)
@@ -210,7 +255,7 @@ impl AuthQuery {
     /// The signed-in user's API tokens, newest first.
     async fn api_tokens(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ApiToken>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         Ok(api_tokens::table
             .filter(api_tokens::user_id.eq(actor.user_id))
@@ -250,7 +295,7 @@ impl AuthMutation {
             (Some(user), true) => user,
             _ => return Err(AppError::Unauthenticated("wrong email or password").into()),
         };
-        let (token, expires_at) = req.services.jwt.issue(req.db.tenant().id, user.id)?;
+        let (token, expires_at) = req.services.get::<JwtKeys>().issue(req.db.tenant().id, user.id)?;
         Ok(LoginPayload {
             token,
             expires_at,
@@ -284,7 +329,7 @@ impl AuthMutation {
             .db
             .in_savepoint(async |conn| {
                 let user = users::insert(conn, &prepared).await?;
-                let welcome = EmailTemplate::Welcome { user_id: user.id };
+                let welcome = AuthEmail::Welcome { user_id: user.id };
                 crate::jobs::enqueue(conn, welcome.job(tenant_id)).await?;
                 Ok(user)
             })
@@ -301,9 +346,9 @@ impl AuthMutation {
         input: UpdateUserInput,
     ) -> async_graphql::Result<UserNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         actor.require_admin()?;
-        let user_id = expect_global_id("id", &id, "User")?;
+        let user_id = expect_global_id("id", &id, NodeType::User)?;
         if user_id == actor.user_id
             && (input.role.is_some_and(|r| r != Role::Admin) || input.active == Some(false))
         {
@@ -331,7 +376,7 @@ impl AuthMutation {
                     .await
                     .optional()?
                     .ok_or(AppError::NotFound { what: "user" })?;
-                announce_auth_change(&req.db, conn, &req.services.actors).await?;
+                announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await?;
                 Ok(user)
             })
             .await?;
@@ -345,7 +390,7 @@ impl AuthMutation {
         name: String,
     ) -> async_graphql::Result<CreateApiTokenPayload> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let name = name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(AppError::bad_input("name", "a token name has 1 to 100 characters").into());
@@ -375,8 +420,8 @@ impl AuthMutation {
     /// Revokes an API token at once. Your own, or anyone's for admins.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ApiToken> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let token_id = expect_global_id("id", &id, "ApiToken")?;
+        let actor = &req.actor().await?;
+        let token_id = expect_global_id("id", &id, NodeType::ApiToken)?;
         let token = req
             .db
             .in_savepoint(async |conn| {
@@ -397,7 +442,7 @@ impl AuthMutation {
                     .returning(ApiToken::as_returning())
                     .get_result(conn)
                     .await?;
-                announce_auth_change(&req.db, conn, &req.services.actors).await?;
+                announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await?;
                 Ok(token)
             })
             .await?;

@@ -1,6 +1,7 @@
 //! Identity within a tenant: users and roles, passwords, login tokens, API tokens, and the
 //! [`Actor`] a request acts as.
 
+pub mod emails;
 pub mod graphql;
 pub mod password;
 pub mod tokens;
@@ -58,7 +59,7 @@ pub enum Credential {
 }
 
 /// The user a request acts as, with their role at the time of the request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Actor {
     pub user_id: i64,
     pub role: Role,
@@ -149,7 +150,7 @@ pub async fn authenticate(
     }
     let epoch = cache.epoch();
     let actor = look_up(db, &key.1).await?;
-    cache.insert(key, epoch, actor.clone());
+    cache.insert(key, epoch, actor);
     Ok(actor)
 }
 

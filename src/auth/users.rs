@@ -1,8 +1,5 @@
 //! Users of one tenant: the rows, the rules, the statements.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -15,7 +12,6 @@ use crate::db::contains_pattern;
 use crate::db::functions::lower;
 use crate::db::schema::users;
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantDb;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
@@ -162,23 +158,22 @@ pub async fn page(
     Ok(query.load(conn).await?)
 }
 
-/// Loads users by id for a request: one statement per batch, in the request's transaction.
-pub struct UserLoader {
-    pub db: Arc<TenantDb>,
+/// The users of `ids` that exist.
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<User>> {
+    Ok(users::table
+        .filter(users::id.eq_any(ids))
+        .select(User::as_select())
+        .load(conn)
+        .await?)
 }
 
-impl async_graphql::dataloader::Loader<i64> for UserLoader {
-    type Value = User;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, User>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<User> = users::table
-            .filter(users::id.eq_any(keys))
-            .select(User::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
-    }
+/// An active user's address and name, to write to; `None` for one deactivated or gone.
+pub async fn contact(conn: &mut AsyncPgConnection, user_id: i64) -> AppResult<Option<(String, String)>> {
+    Ok(users::table
+        .find(user_id)
+        .filter(users::active.eq(true))
+        .select((users::email, users::name))
+        .first(conn)
+        .await
+        .optional()?)
 }

@@ -8,18 +8,40 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::{
-    self as billing, Invoice, InvoiceChanges, InvoiceFilter, InvoiceGroupBy, InvoiceLine, InvoiceStatus,
-    LineInput, NewInvoice, Payment,
+    self as billing, EntriesOfLine, Invoice, InvoiceChanges, InvoiceFilter, InvoiceGroupBy, InvoiceLine,
+    InvoiceStatus, LineInput, NewInvoice, Payment,
 };
-use crate::auth::graphql::UserNode;
+use crate::auth::graphql::{RequestActor, UserNode};
 use crate::error::AppResult;
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error};
-use crate::time::graphql::{ClientNode, ProjectNode, TaskNode};
-use crate::time::graphql_entries::TimeEntryNode;
+use crate::graphql::support::{
+    ContextExt, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
+};
+use crate::settings::graphql::RequestSettings;
+use crate::time::graphql::{ClientNode, ProjectNode, TaskNode, TimeEntryNode};
+
+impl FetchGrouped for InvoiceLine {
+    fn group(&self) -> i64 {
+        self.invoice_id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, invoices: &[i64]) -> AppResult<Vec<Self>> {
+        billing::lines_of(conn, invoices).await
+    }
+}
+
+impl FetchGrouped for Payment {
+    fn group(&self) -> i64 {
+        self.invoice_id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, invoices: &[i64]) -> AppResult<Vec<Self>> {
+        billing::payments_of(conn, invoices).await
+    }
+}
 
 /// An amount shown with exactly the currency's decimals.
 fn money(amount: Decimal, minor_units: u32) -> Decimal {
-    let mut shown = billing::round_money(amount, minor_units);
+    let mut shown = crate::money::round(amount, minor_units);
     shown.rescale(minor_units);
     shown
 }
@@ -29,7 +51,7 @@ pub struct InvoiceNode(pub Invoice);
 #[Object(name = "Invoice")]
 impl InvoiceNode {
     pub async fn id(&self) -> ID {
-        global_id("Invoice", self.0.id)
+        global_id(NodeType::Invoice, self.0.id)
     }
     /// Given when issued, from INVOICE_NUMBER_FORMAT; null on a draft.
     async fn number(&self) -> Option<&str> {
@@ -113,10 +135,8 @@ impl InvoiceNode {
     async fn lines(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<InvoiceLineNode>> {
         let lines = ctx
             .request()
-            .invoice_lines
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
+            .load::<Grouped<InvoiceLine>>(self.0.id)
+            .await?
             .unwrap_or_default();
         let minor = self.0.minor_units();
         Ok(lines.into_iter().map(|l| InvoiceLineNode(l, minor)).collect())
@@ -124,10 +144,8 @@ impl InvoiceNode {
     async fn payments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<PaymentNode>> {
         let payments = ctx
             .request()
-            .invoice_payments
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
+            .load::<Grouped<Payment>>(self.0.id)
+            .await?
             .unwrap_or_default();
         let minor = self.0.minor_units();
         Ok(payments.into_iter().map(|p| PaymentNode(p, minor)).collect())
@@ -135,8 +153,11 @@ impl InvoiceNode {
     /// The PDF, on the tenant's site (same Bearer token; managers and admins).
     async fn pdf_url(&self, ctx: &Context<'_>) -> String {
         let req = ctx.request();
-        let site = crate::settings::derived(req.db.tenant(), &req.services.config).site_url;
-        format!("{site}/invoices/{}.pdf", global_id("Invoice", self.0.id).0)
+        let site = req.db.tenant().site(&req.services.config).site_url;
+        format!(
+            "{site}/invoices/{}.pdf",
+            global_id(NodeType::Invoice, self.0.id).0
+        )
     }
     async fn created_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.created_by).await?)
@@ -149,7 +170,7 @@ impl InvoiceNode {
 impl InvoiceNode {
     pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        billing::may_see_invoices(req.actor().await?)?;
+        billing::may_see_invoices(&req.actor().await?)?;
         let mut conn = req.db.conn().await?;
         Ok(billing::find(&mut conn, id).await?.map(Self))
     }
@@ -169,7 +190,7 @@ pub struct InvoiceLineNode(pub InvoiceLine, pub u32);
 #[Object(name = "InvoiceLine")]
 impl InvoiceLineNode {
     pub async fn id(&self) -> ID {
-        global_id("InvoiceLine", self.0.id)
+        global_id(NodeType::InvoiceLine, self.0.id)
     }
     async fn position(&self) -> i64 {
         self.0.position
@@ -225,10 +246,8 @@ impl InvoiceLineNode {
         }
         let entries = ctx
             .request()
-            .line_entries
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?
+            .load::<EntriesOfLine>(self.0.id)
+            .await?
             .unwrap_or_default();
         Ok(entries.into_iter().map(TimeEntryNode).collect())
     }
@@ -239,7 +258,7 @@ pub struct PaymentNode(pub Payment, pub u32);
 #[Object(name = "Payment")]
 impl PaymentNode {
     pub async fn id(&self) -> ID {
-        global_id("Payment", self.0.id)
+        global_id(NodeType::Payment, self.0.id)
     }
     async fn amount(&self) -> Decimal {
         money(self.0.amount, self.1)
@@ -331,7 +350,7 @@ impl BillingQuery {
         filter: Option<InvoiceFilterInput>,
     ) -> async_graphql::Result<InvoicePage> {
         let req = ctx.request();
-        billing::may_see_invoices(req.actor().await?)?;
+        billing::may_see_invoices(&req.actor().await?)?;
         let page = PageArgs::parse(first, after)?;
         let f = filter.unwrap_or_default();
         let settings = req.settings().await?;
@@ -339,7 +358,7 @@ impl BillingQuery {
             statuses: f.statuses,
             client_id: f
                 .client_id
-                .map(|id| expect_global_id("filter.clientId", &id, "Client"))
+                .map(|id| expect_global_id("filter.clientId", &id, NodeType::Client))
                 .transpose()?,
             from: f.from,
             to: f.to,
@@ -354,7 +373,7 @@ impl BillingQuery {
     }
 
     async fn invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<InvoiceNode>> {
-        let id = expect_global_id("id", &id, "Invoice")?;
+        let id = expect_global_id("id", &id, NodeType::Invoice)?;
         Ok(InvoiceNode::visible(ctx, id).await?)
     }
 }
@@ -366,7 +385,7 @@ pub struct BillingMutation;
 macro_rules! in_savepoint {
     ($ctx:expr, |$conn:ident, $actor:ident, $settings:ident| $body:expr) => {{
         let req = $ctx.request();
-        let $actor = req.actor().await?;
+        let $actor = &req.actor().await?;
         let $settings = req.settings().await?;
         req.db
             .in_savepoint(async |$conn| {
@@ -387,7 +406,7 @@ impl BillingMutation {
         input: CreateInvoiceInput,
     ) -> async_graphql::Result<InvoiceNode> {
         let new = NewInvoice {
-            client_id: expect_global_id("input.clientId", &input.client_id, "Client")?,
+            client_id: expect_global_id("input.clientId", &input.client_id, NodeType::Client)?,
             from: input.from,
             to: input.to,
             group_by: input.group_by,
@@ -408,7 +427,7 @@ impl BillingMutation {
         id: ID,
         input: UpdateInvoiceInput,
     ) -> async_graphql::Result<InvoiceNode> {
-        let id = expect_global_id("id", &id, "Invoice")?;
+        let id = expect_global_id("id", &id, NodeType::Invoice)?;
         let changes = InvoiceChanges {
             tax_rate: input.tax_rate,
             discount_rate: input.discount_rate,
@@ -422,7 +441,7 @@ impl BillingMutation {
 
     /// Deletes a draft; its entries may be billed again (admins). Returns its id.
     async fn delete_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
-        let row = expect_global_id("id", &id, "Invoice")?;
+        let row = expect_global_id("id", &id, NodeType::Invoice)?;
         in_savepoint!(ctx, |conn, actor, settings| billing::delete_draft(
             conn, actor, row
         ));
@@ -436,7 +455,7 @@ impl BillingMutation {
         invoice_id: ID,
         input: InvoiceLineInput,
     ) -> async_graphql::Result<InvoiceLineNode> {
-        let invoice_id = expect_global_id("invoiceId", &invoice_id, "Invoice")?;
+        let invoice_id = expect_global_id("invoiceId", &invoice_id, NodeType::Invoice)?;
         let input = LineInput::from(input);
         let (line, minor) = in_savepoint!(ctx, |conn, actor, settings| billing::add_line(
             conn, actor, invoice_id, input
@@ -451,7 +470,7 @@ impl BillingMutation {
         id: ID,
         input: InvoiceLineInput,
     ) -> async_graphql::Result<InvoiceLineNode> {
-        let id = expect_global_id("id", &id, "InvoiceLine")?;
+        let id = expect_global_id("id", &id, NodeType::InvoiceLine)?;
         let input = LineInput::from(input);
         let (line, minor) = in_savepoint!(ctx, |conn, actor, settings| billing::update_line(
             conn, actor, id, input
@@ -462,7 +481,7 @@ impl BillingMutation {
     /// Removes a line from a draft; a time line's entries may be billed again (admins).
     /// Returns the invoice.
     async fn remove_invoice_line(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<InvoiceNode> {
-        let id = expect_global_id("id", &id, "InvoiceLine")?;
+        let id = expect_global_id("id", &id, NodeType::InvoiceLine)?;
         let invoice = in_savepoint!(ctx, |conn, actor, settings| billing::remove_line(conn, actor, id));
         Ok(InvoiceNode(invoice))
     }
@@ -470,7 +489,7 @@ impl BillingMutation {
     /// Issues a draft: its number, issue and due dates; its entries become INVOICED; it is
     /// frozen from now on (admins).
     async fn issue_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<InvoiceNode> {
-        let id = expect_global_id("id", &id, "Invoice")?;
+        let id = expect_global_id("id", &id, NodeType::Invoice)?;
         let issued = in_savepoint!(ctx, |conn, actor, settings| billing::issue(
             conn, &settings, actor, id
         ));
@@ -487,7 +506,7 @@ impl BillingMutation {
         date: NaiveDate,
         #[graphql(default)] note: String,
     ) -> async_graphql::Result<PaymentNode> {
-        let invoice_id = expect_global_id("invoiceId", &invoice_id, "Invoice")?;
+        let invoice_id = expect_global_id("invoiceId", &invoice_id, NodeType::Invoice)?;
         let (invoice, payment) = in_savepoint!(ctx, |conn, actor, settings| billing::record_payment(
             conn, actor, invoice_id, amount, date, &note
         ));
@@ -497,7 +516,7 @@ impl BillingMutation {
     /// Emails an issued invoice with its PDF to the client's billing address, from the
     /// tenant's DEFAULT_FROM_EMAIL, through the outbox (admins).
     async fn send_invoice(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<InvoiceNode> {
-        let id = expect_global_id("id", &id, "Invoice")?;
+        let id = expect_global_id("id", &id, NodeType::Invoice)?;
         let tenant_id = ctx.request().db.tenant().id;
         let sent = in_savepoint!(ctx, |conn, actor, settings| billing::send(
             conn, actor, tenant_id, id
@@ -513,7 +532,7 @@ impl BillingMutation {
         id: ID,
         reason: String,
     ) -> async_graphql::Result<InvoiceNode> {
-        let id = expect_global_id("id", &id, "Invoice")?;
+        let id = expect_global_id("id", &id, NodeType::Invoice)?;
         let voided = in_savepoint!(ctx, |conn, actor, settings| billing::void(
             conn, actor, id, &reason
         ));

@@ -12,6 +12,7 @@
 //! issuing transaction (so concurrent issues queue and a rolled-back one leaves no gap), and
 //! numbers are unique.
 
+pub mod emails;
 pub mod graphql;
 pub mod pdf;
 
@@ -22,7 +23,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
 use crate::auth::Actor;
 use crate::db::schema::{
@@ -30,8 +31,10 @@ use crate::db::schema::{
     time_entries, users,
 };
 use crate::error::{AppError, AppResult};
+use crate::jobs::registry::Letter;
 use crate::settings::{TenantSettings, currency};
 use crate::tenancy::TenantDb;
+use crate::{money, text};
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InvoiceStatus {
@@ -187,16 +190,6 @@ pub struct Payment {
     pub created_at: DateTime<Utc>,
 }
 
-/// Rounds half away from zero to `minor_units` decimals.
-pub fn round_money(amount: Decimal, minor_units: u32) -> Decimal {
-    amount.round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero)
-}
-
-/// The amount of `minutes` at an hourly `rate`, rounded once.
-pub fn time_amount(minutes: i64, rate: Decimal, minor_units: u32) -> Decimal {
-    round_money(Decimal::from(minutes) * rate / Decimal::from(60), minor_units)
-}
-
 /// An invoice's totals from its (rounded) line amounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
@@ -214,8 +207,8 @@ pub fn totals(
 ) -> Totals {
     let hundred = Decimal::ONE_HUNDRED;
     let subtotal: Decimal = amounts.into_iter().sum();
-    let discount = round_money(subtotal * discount_rate / hundred, minor_units);
-    let tax = round_money((subtotal - discount) * tax_rate / hundred, minor_units);
+    let discount = money::round(subtotal * discount_rate / hundred, minor_units);
+    let tax = money::round((subtotal - discount) * tax_rate / hundred, minor_units);
     Totals {
         subtotal,
         discount,
@@ -264,14 +257,6 @@ fn check_rate(field: &str, rate: Decimal) -> AppResult<Decimal> {
         ));
     }
     Ok(rate.normalize())
-}
-
-fn check_notes(field: &str, notes: &str) -> AppResult<String> {
-    let notes = notes.trim();
-    if notes.chars().count() > 5000 {
-        return Err(AppError::bad_input(field, "at most 5000 characters"));
-    }
-    Ok(notes.to_owned())
 }
 
 fn admins_only(actor: &Actor) -> AppResult<()> {
@@ -510,7 +495,7 @@ pub async fn create(
         input.tax_rate.unwrap_or(settings.default_tax_rate),
     )?;
     let discount_rate = check_rate("input.discountRate", input.discount_rate.unwrap_or_default())?;
-    let notes = check_notes("input.notes", &input.notes)?;
+    let notes = text::notes("input.notes", &input.notes)?;
     let client: Option<i64> = clients::table
         .find(input.client_id)
         .select(clients::id)
@@ -551,7 +536,7 @@ pub async fn create(
                 invoice_lines::description.eq(&d.description),
                 invoice_lines::quantity.eq(hours(d.minutes)),
                 invoice_lines::unit_price.eq(d.rate),
-                invoice_lines::amount.eq(time_amount(d.minutes, d.rate, minor)),
+                invoice_lines::amount.eq(money::time_amount(d.minutes, d.rate, minor)),
                 invoice_lines::minutes.eq(Some(d.minutes)),
                 invoice_lines::project_id.eq(d.project_id),
                 invoice_lines::task_id.eq(d.task_id),
@@ -679,7 +664,7 @@ pub async fn update(
         .transpose()?;
     let notes = changes
         .notes
-        .map(|n| check_notes("input.notes", &n))
+        .map(|n| text::notes("input.notes", &n))
         .transpose()?;
     diesel::update(invoices::table.find(id))
         .set((
@@ -767,7 +752,7 @@ pub async fn add_line(
             invoice_lines::description.eq(description),
             invoice_lines::quantity.eq(quantity),
             invoice_lines::unit_price.eq(unit_price),
-            invoice_lines::amount.eq(round_money(quantity * unit_price, invoice.minor_units())),
+            invoice_lines::amount.eq(money::round(quantity * unit_price, invoice.minor_units())),
         ))
         .returning(InvoiceLine::as_returning())
         .get_result(conn)
@@ -814,7 +799,7 @@ pub async fn update_line(
     let amount = if line.kind == "TIME" {
         line.amount
     } else {
-        round_money(quantity * unit_price, invoice.minor_units())
+        money::round(quantity * unit_price, invoice.minor_units())
     };
     let updated = diesel::update(invoice_lines::table.find(line_id))
         .set((
@@ -1088,7 +1073,7 @@ pub async fn send(
     }
     crate::jobs::enqueue(
         conn,
-        crate::jobs::handlers::EmailTemplate::InvoiceSent { invoice_id: id }.job(tenant_id),
+        emails::BillingEmail::InvoiceSent { invoice_id: id }.job(tenant_id),
     )
     .await?;
     Ok(diesel::update(invoices::table.find(id))
@@ -1249,62 +1234,39 @@ impl InvoiceDocument {
     }
 }
 
-/// A request's loaders for what hangs off invoices, each keyed by its parent's id.
-pub struct LinesOf {
-    pub db: Arc<TenantDb>,
-}
-pub struct PaymentsOf {
-    pub db: Arc<TenantDb>,
-}
-/// The time entries a line bills.
+/// The time entries a line bills, by line id, for one request.
 pub struct EntriesOfLine {
-    pub db: Arc<TenantDb>,
+    db: Arc<TenantDb>,
 }
 
-fn grouped<T>(rows: Vec<T>, key: impl Fn(&T) -> i64) -> HashMap<i64, Vec<T>> {
-    let mut map: HashMap<i64, Vec<T>> = HashMap::new();
-    for row in rows {
-        map.entry(key(&row)).or_default().push(row);
-    }
-    map
-}
-
-impl async_graphql::dataloader::Loader<i64> for LinesOf {
-    type Value = Vec<InvoiceLine>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<InvoiceLine>>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<InvoiceLine> = invoice_lines::table
-            .filter(invoice_lines::invoice_id.eq_any(keys))
-            .order((
-                invoice_lines::invoice_id,
-                invoice_lines::position,
-                invoice_lines::id,
-            ))
-            .select(InvoiceLine::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        Ok(grouped(rows, |l| l.invoice_id))
+impl From<Arc<TenantDb>> for EntriesOfLine {
+    fn from(db: Arc<TenantDb>) -> Self {
+        Self { db }
     }
 }
 
-impl async_graphql::dataloader::Loader<i64> for PaymentsOf {
-    type Value = Vec<Payment>;
-    type Error = Arc<AppError>;
+/// The lines of the invoices `invoice_ids`, each invoice's in order.
+pub async fn lines_of(conn: &mut AsyncPgConnection, invoice_ids: &[i64]) -> AppResult<Vec<InvoiceLine>> {
+    Ok(invoice_lines::table
+        .filter(invoice_lines::invoice_id.eq_any(invoice_ids))
+        .order((
+            invoice_lines::invoice_id,
+            invoice_lines::position,
+            invoice_lines::id,
+        ))
+        .select(InvoiceLine::as_select())
+        .load(conn)
+        .await?)
+}
 
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<Payment>>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<Payment> = payments::table
-            .filter(payments::invoice_id.eq_any(keys))
-            .order((payments::invoice_id, payments::paid_on, payments::id))
-            .select(Payment::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        Ok(grouped(rows, |p| p.invoice_id))
-    }
+/// The payments of the invoices `invoice_ids`, each invoice's by date.
+pub async fn payments_of(conn: &mut AsyncPgConnection, invoice_ids: &[i64]) -> AppResult<Vec<Payment>> {
+    Ok(payments::table
+        .filter(payments::invoice_id.eq_any(invoice_ids))
+        .order((payments::invoice_id, payments::paid_on, payments::id))
+        .select(Payment::as_select())
+        .load(conn)
+        .await?)
 }
 
 impl async_graphql::dataloader::Loader<i64> for EntriesOfLine {
@@ -1348,10 +1310,10 @@ mod tests {
     #[test]
     fn awkward_amounts_round_half_up_once() {
         // 7 minutes at 333.33 an hour: 38.8885 -> 38.89.
-        assert_eq!(time_amount(7, d("333.33"), 2), d("38.89"));
+        assert_eq!(money::time_amount(7, d("333.33"), 2), d("38.89"));
         // 1 minute at 0.30: 0.005 -> 0.01 (half away from zero).
-        assert_eq!(time_amount(1, d("0.30"), 2), d("0.01"));
-        assert_eq!(time_amount(90, d("100"), 0), d("150"));
+        assert_eq!(money::time_amount(1, d("0.30"), 2), d("0.01"));
+        assert_eq!(money::time_amount(90, d("100"), 0), d("150"));
         let t = totals([d("38.89")], Decimal::ZERO, d("15"), 2);
         assert_eq!((t.subtotal, t.tax, t.total), (d("38.89"), d("5.83"), d("44.72")));
         // Discount first, then tax on what is left: 100 - 12.5 % = 87.50; 7.7 % = 6.7375 -> 6.74.

@@ -12,7 +12,7 @@
 //! - Jobs of a suspended tenant wait; a deleted tenant's jobs go with it.
 //! - Recurring work is declared in [`schedule`] and fanned out, one job per tenant.
 
-pub mod handlers;
+pub mod registry;
 pub mod schedule;
 pub mod worker;
 

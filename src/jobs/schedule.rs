@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::handlers::USAGE_SNAPSHOT;
 use crate::db::schema::schedule_runs;
 use crate::error::{AppError, AppResult};
 use crate::tenancy::changes::{self, Notice};
@@ -67,16 +66,6 @@ pub struct Schedule {
     pub every: Every,
     pub kind: String,
     pub max_attempts: i64,
-}
-
-/// The schedules this service runs.
-pub fn standard() -> Vec<Schedule> {
-    vec![Schedule {
-        name: "nightly_usage_snapshot".to_owned(),
-        every: Every::Day(NaiveTime::from_hms_opt(2, 0, 0).unwrap_or_default()),
-        kind: USAGE_SNAPSHOT.to_owned(),
-        max_attempts: 5,
-    }]
 }
 
 /// Fans out the latest slot of `schedule` unless some worker already did; returns the

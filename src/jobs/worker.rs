@@ -12,14 +12,14 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::handlers::{JobContext, JobServices, Registry};
+use super::registry::{JobContext, Registry};
 use super::schedule::{self, Schedule};
 use super::{Job, claim, complete, fail, next_due, release, renew, requeue_abandoned};
-use crate::db::DbPool;
 use crate::error::AppError;
+use crate::services::Services;
 use crate::tenancy::Tenant;
 use crate::tenancy::registry::{self, TenantStatus};
-use crate::tenancy::{Access, TenantDb, pool_error};
+use crate::tenancy::{Access, DbPool, TenantDb, pool_error};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerConfig {
@@ -74,7 +74,7 @@ pub struct Worker {
     pub id: String,
     pub pool: DbPool,
     pub registry: Arc<Registry>,
-    pub services: Arc<JobServices>,
+    pub services: Arc<Services>,
     pub config: WorkerConfig,
     pub schedules: Vec<Schedule>,
     /// Woken by job notices (see [`crate::tenancy::changes::Notice::Jobs`]).

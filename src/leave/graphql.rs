@@ -11,17 +11,42 @@ use super::{
     NewRequest, RequestFilter,
 };
 use crate::auth::Role;
-use crate::auth::graphql::UserNode;
+use crate::auth::graphql::{RequestActor, UserNode, own_or_asked};
+use crate::auth::users::User;
 use crate::error::{AppError, AppResult};
 use crate::files::{self, FileStore, Incoming, StoredFile};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, own_or_asked};
+use crate::graphql::support::{
+    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
+};
+use crate::settings::graphql::RequestSettings;
+
+impl FetchById for LeaveType {
+    fn id(&self) -> i64 {
+        self.id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<Self>> {
+        super::types_by_ids(conn, ids).await
+    }
+}
+
+impl FetchGrouped for StoredFile {
+    /// Fetched by their leave request, so always one's.
+    fn group(&self) -> i64 {
+        self.leave_request_id.unwrap_or_default()
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, requests: &[i64]) -> AppResult<Vec<Self>> {
+        files::of_leave_requests(conn, requests).await
+    }
+}
 
 pub struct LeaveTypeNode(pub LeaveType);
 
 #[Object(name = "LeaveType")]
 impl LeaveTypeNode {
     pub async fn id(&self) -> ID {
-        global_id("LeaveType", self.0.id)
+        global_id(NodeType::LeaveType, self.0.id)
     }
     /// Unique ignoring case.
     async fn name(&self) -> &str {
@@ -57,7 +82,7 @@ impl LeaveTypeNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        let leave_type = req.leave_types.load_one(id).await.map_err(loader_error)?;
+        let leave_type = req.load::<ById<LeaveType>>(id).await?;
         Ok(leave_type.map(Self))
     }
 }
@@ -73,7 +98,7 @@ pub struct HolidayNode {
 impl From<Holiday> for HolidayNode {
     fn from(h: Holiday) -> Self {
         Self {
-            id: global_id("Holiday", h.id),
+            id: global_id(NodeType::Holiday, h.id),
             day: h.day,
             name: h.name,
         }
@@ -85,7 +110,7 @@ pub struct LeaveRequestNode(pub LeaveRequest);
 #[Object(name = "LeaveRequest")]
 impl LeaveRequestNode {
     pub async fn id(&self) -> ID {
-        global_id("LeaveRequest", self.0.id)
+        global_id(NodeType::LeaveRequest, self.0.id)
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
@@ -138,12 +163,7 @@ impl LeaveRequestNode {
     }
     /// Files given with the request (e.g. a sick note), oldest first.
     async fn attachments(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<FileNode>> {
-        let files = ctx
-            .request()
-            .leave_files
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?;
+        let files = ctx.request().load::<Grouped<StoredFile>>(self.0.id).await?;
         Ok(files.unwrap_or_default().into_iter().map(FileNode).collect())
     }
 }
@@ -151,7 +171,7 @@ impl LeaveRequestNode {
 impl LeaveRequestNode {
     pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         Ok(leave::find(&mut conn, id)
             .await?
@@ -167,7 +187,7 @@ pub struct FileNode(pub StoredFile);
 #[Object(name = "File")]
 impl FileNode {
     pub async fn id(&self) -> ID {
-        global_id("File", self.0.id)
+        global_id(NodeType::File, self.0.id)
     }
     async fn filename(&self) -> &str {
         &self.0.filename
@@ -187,8 +207,8 @@ impl FileNode {
     /// Where to download it, on the tenant's site.
     async fn url(&self, ctx: &Context<'_>) -> async_graphql::Result<String> {
         let req = ctx.request();
-        let site = crate::settings::derived(req.db.tenant(), &req.services.config).site_url;
-        Ok(format!("{site}/files/{}", global_id("File", self.0.id).0))
+        let site = req.db.tenant().site(&req.services.config).site_url;
+        Ok(format!("{site}/files/{}", global_id(NodeType::File, self.0.id).0))
     }
     async fn uploaded_by(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.uploaded_by).await?)
@@ -201,7 +221,7 @@ impl FileNode {
 impl FileNode {
     pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         Ok(leave::visible_file(&mut conn, actor, id).await?.map(Self))
     }
@@ -212,7 +232,7 @@ impl FileNode {
 /// [`discard`].
 async fn receive(ctx: &Context<'_>, field: &str, uploads: &[Upload]) -> AppResult<Vec<(String, Incoming)>> {
     let req = ctx.request();
-    let store = &req.services.files;
+    let store = req.services.get::<FileStore>();
     if uploads.len() > files::MAX_FILES_PER_REQUEST {
         return Err(AppError::bad_input(
             field,
@@ -415,7 +435,7 @@ impl LeaveQuery {
         filter: Option<LeaveRequestFilterInput>,
     ) -> async_graphql::Result<RequestPage> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let page = PageArgs::parse(first, after)?;
         let f = filter.unwrap_or_default();
         let filter = RequestFilter {
@@ -436,7 +456,7 @@ impl LeaveQuery {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<LeaveRequestNode>> {
-        let id = expect_global_id("id", &id, "LeaveRequest")?;
+        let id = expect_global_id("id", &id, NodeType::LeaveRequest)?;
         Ok(LeaveRequestNode::visible(ctx, id).await?)
     }
 
@@ -450,9 +470,9 @@ impl LeaveQuery {
         as_of: Option<NaiveDate>,
     ) -> async_graphql::Result<Vec<LeaveBalance>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let user_id = match user_id {
-            Some(id) => expect_global_id("userId", &id, "User")?,
+            Some(id) => expect_global_id("userId", &id, NodeType::User)?,
             None => actor.user_id,
         };
         if !actor.may_see(user_id) {
@@ -496,14 +516,14 @@ async fn team_balances(
         let ids = match user_ids {
             Some(ids) => ids
                 .iter()
-                .map(|id| expect_global_id("userIds", id, "User"))
+                .map(|id| expect_global_id("userIds", id, NodeType::User))
                 .collect::<AppResult<Vec<i64>>>()?,
             None => leave::active_users(&mut conn).await?,
         };
         let balances = leave::balances_of(&mut conn, &settings, &ids, year, as_of, None).await?;
         (ids, balances)
     };
-    crate::graphql::prefetch(&req.users, ids.iter().copied()).await?;
+    crate::graphql::support::prefetch(&req.loader::<ById<User>>(), ids.iter().copied()).await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         let Some(user_balances) = balances.remove(&id) else {
@@ -551,7 +571,7 @@ impl LeaveMutation {
     ) -> async_graphql::Result<LeaveTypeNode> {
         let req = ctx.request();
         req.actor().await?.require(&[Role::Admin], ADMIN_ONLY)?;
-        let id = expect_global_id("id", &id, "LeaveType")?;
+        let id = expect_global_id("id", &id, NodeType::LeaveType)?;
         let input = LeaveTypeInput {
             name: input.name,
             yearly_allowance_days: input.yearly_allowance_days,
@@ -592,7 +612,7 @@ impl LeaveMutation {
     async fn delete_holiday(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let req = ctx.request();
         req.actor().await?.require(&[Role::Admin], ADMIN_ONLY)?;
-        let row = expect_global_id("id", &id, "Holiday")?;
+        let row = expect_global_id("id", &id, NodeType::Holiday)?;
         req.db
             .in_savepoint(async |conn| leave::delete_holiday(conn, row).await)
             .await?;
@@ -606,13 +626,13 @@ impl LeaveMutation {
         input: RequestLeaveInput,
     ) -> async_graphql::Result<LeaveRequestNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let settings = req.settings().await?;
         let uploads = input.attachments.unwrap_or_default();
         let stored = receive(ctx, "input.attachments", &uploads).await?;
         let new = NewRequest {
             user_id: actor.user_id,
-            leave_type_id: expect_global_id("input.leaveTypeId", &input.leave_type_id, "LeaveType")?,
+            leave_type_id: expect_global_id("input.leaveTypeId", &input.leave_type_id, NodeType::LeaveType)?,
             first_day: input.first_day,
             last_day: input.last_day,
             half_day_start: input.half_day_start,
@@ -634,7 +654,7 @@ impl LeaveMutation {
         match created {
             Ok(created) => Ok(LeaveRequestNode(created)),
             Err(e) => {
-                discard(&req.services.files, &stored).await;
+                discard(req.services.get::<FileStore>(), &stored).await;
                 Err(e.into())
             }
         }
@@ -649,8 +669,8 @@ impl LeaveMutation {
         file: Upload,
     ) -> async_graphql::Result<FileNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let request_id = expect_global_id("leaveRequestId", &leave_request_id, "LeaveRequest")?;
+        let actor = &req.actor().await?;
+        let request_id = expect_global_id("leaveRequestId", &leave_request_id, NodeType::LeaveRequest)?;
         let stored = receive(ctx, "file", std::slice::from_ref(&file)).await?;
         let added = req
             .db
@@ -663,7 +683,7 @@ impl LeaveMutation {
         match added {
             Ok(added) => Ok(FileNode(added)),
             Err(e) => {
-                discard(&req.services.files, &stored).await;
+                discard(req.services.get::<FileStore>(), &stored).await;
                 Err(e.into())
             }
         }
@@ -673,14 +693,14 @@ impl LeaveMutation {
     /// admins), unless the request's type needs one and it is the last. Returns its id.
     async fn remove_leave_attachment(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let file_id = expect_global_id("id", &id, "File")?;
+        let actor = &req.actor().await?;
+        let file_id = expect_global_id("id", &id, NodeType::File)?;
         let key = req
             .db
             .in_savepoint(async |conn| leave::remove_file(conn, actor, file_id).await)
             .await?;
         // The bytes go once the removal is committed (never if it is undone).
-        let store = req.services.files.clone();
+        let store = req.services.get::<FileStore>().clone();
         req.db.after_commit(move || {
             tokio::spawn(async move { store.delete(&key).await });
         });
@@ -714,8 +734,8 @@ impl LeaveMutation {
     /// Cancels one's own pending or approved request; approvers are emailed.
     async fn cancel_leave(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<LeaveRequestNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let id = expect_global_id("id", &id, "LeaveRequest")?;
+        let actor = &req.actor().await?;
+        let id = expect_global_id("id", &id, NodeType::LeaveRequest)?;
         let tenant_id = req.db.tenant().id;
         let cancelled = req
             .db
@@ -732,8 +752,8 @@ async fn decide(
     note: Option<String>,
 ) -> async_graphql::Result<LeaveRequestNode> {
     let req = ctx.request();
-    let actor = req.actor().await?;
-    let id = expect_global_id("id", &id, "LeaveRequest")?;
+    let actor = &req.actor().await?;
+    let id = expect_global_id("id", &id, NodeType::LeaveRequest)?;
     let note = note.map(|n| n.trim().chars().take(2000).collect::<String>());
     let tenant_id = req.db.tenant().id;
     let decided = req

@@ -8,6 +8,7 @@
 //! into the next year up to the type's cap. Nothing of a balance is stored: a changed
 //! allowance or a cancelled request shows at once.
 
+pub mod emails;
 pub mod graphql;
 
 use std::collections::HashSet;
@@ -22,8 +23,10 @@ use crate::auth::{Actor, Role};
 use crate::db::functions::lower;
 use crate::db::schema::{holidays, leave_requests, leave_types, users};
 use crate::error::{AppError, AppResult};
-use crate::jobs::{self, handlers::EmailTemplate};
+use crate::jobs::{self, registry::Letter};
 use crate::settings::TenantSettings;
+use crate::text;
+use emails::LeaveEmail;
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accrual {
@@ -92,6 +95,15 @@ pub struct LeaveType {
     pub archived: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The leave types of `ids` that exist.
+pub async fn types_by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<LeaveType>> {
+    Ok(leave_types::table
+        .filter(leave_types::id.eq_any(ids))
+        .select(LeaveType::as_select())
+        .load(conn)
+        .await?)
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -396,17 +408,6 @@ pub async fn active_users(conn: &mut AsyncPgConnection) -> AppResult<Vec<i64>> {
         .await?)
 }
 
-fn clean_name(raw: &str) -> AppResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 {
-        return Err(AppError::bad_input(
-            "input.name",
-            "a name has 1 to 100 characters",
-        ));
-    }
-    Ok(name.to_owned())
-}
-
 fn check_days(field: &str, days: Decimal) -> AppResult<Decimal> {
     if days < Decimal::ZERO || days > Decimal::from(366) || days.normalize().scale() > 2 {
         return Err(AppError::bad_input(
@@ -439,7 +440,7 @@ fn name_conflict(e: DieselError, name: &str) -> AppError {
 }
 
 pub async fn create_type(conn: &mut AsyncPgConnection, input: LeaveTypeInput) -> AppResult<LeaveType> {
-    let name = clean_name(input.name.as_deref().unwrap_or_default())?;
+    let name = text::name("input.name", input.name.as_deref().unwrap_or_default(), 100)?;
     let allowance = check_days(
         "input.yearlyAllowanceDays",
         input.yearly_allowance_days.unwrap_or_default(),
@@ -474,7 +475,11 @@ pub async fn update_type(
     id: i64,
     input: LeaveTypeInput,
 ) -> AppResult<LeaveType> {
-    let name = input.name.as_deref().map(clean_name).transpose()?;
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| text::name("input.name", n, 100))
+        .transpose()?;
     let allowance = input
         .yearly_allowance_days
         .map(|d| check_days("input.yearlyAllowanceDays", d))
@@ -521,7 +526,7 @@ pub async fn types(conn: &mut AsyncPgConnection, include_archived: bool) -> AppR
 }
 
 pub async fn create_holiday(conn: &mut AsyncPgConnection, day: NaiveDate, name: &str) -> AppResult<Holiday> {
-    let name = clean_name(name)?;
+    let name = text::name("input.name", name, 100)?;
     diesel::insert_into(holidays::table)
         .values((holidays::day.eq(day), holidays::name.eq(&name)))
         .returning(Holiday::as_returning())
@@ -720,7 +725,7 @@ pub async fn request(
             _ => e.into(),
         })?;
     notify_approvers(conn, tenant_id, &created, |request_id, to| {
-        EmailTemplate::LeaveRequested {
+        LeaveEmail::LeaveRequested {
             request_id,
             to_user_id: to,
         }
@@ -734,7 +739,7 @@ async fn notify_approvers(
     conn: &mut AsyncPgConnection,
     tenant_id: i64,
     request: &LeaveRequest,
-    template: impl Fn(i64, i64) -> EmailTemplate,
+    template: impl Fn(i64, i64) -> LeaveEmail,
 ) -> AppResult<()> {
     let approvers: Vec<i64> = users::table
         .filter(users::active.eq(true))
@@ -801,7 +806,7 @@ pub async fn decide(
         .returning(LeaveRequest::as_returning())
         .get_result(conn)
         .await?;
-    let email = EmailTemplate::LeaveDecided { request_id: id };
+    let email = LeaveEmail::LeaveDecided { request_id: id };
     jobs::enqueue(conn, email.job(tenant_id)).await?;
     Ok(decided)
 }
@@ -833,7 +838,7 @@ pub async fn cancel(
         .get_result(conn)
         .await?;
     notify_approvers(conn, tenant_id, &cancelled, |request_id, to| {
-        EmailTemplate::LeaveCancelled {
+        LeaveEmail::LeaveCancelled {
             request_id,
             to_user_id: to,
         }

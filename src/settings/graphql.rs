@@ -6,12 +6,14 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::{
-    DerivedSettings, SettingKey, SettingValue, TenantSettings, check_currency, check_due_days, check_hours,
+    SettingKey, SettingValue, SettingsCache, TenantSettings, check_currency, check_due_days, check_hours,
     check_interval, check_month, check_number_format, check_tax_rate, check_work_week, invalid,
     parse_time_zone,
 };
+use crate::auth::graphql::RequestActor;
 use crate::error::AppResult;
-use crate::graphql::ContextExt;
+use crate::graphql::support::{ContextExt, RequestContext};
+use crate::tenancy::TenantSite;
 
 /// A day of the week.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +58,7 @@ impl From<WorkDay> for chrono::Weekday {
 /// This tenant's settings: its own values where set, the defaults otherwise.
 pub struct TenantSettingsObject {
     settings: Arc<TenantSettings>,
-    derived: DerivedSettings,
+    derived: TenantSite,
 }
 
 #[Object(name = "TenantSettings")]
@@ -175,11 +177,23 @@ impl UpdateTenantSettingsInput {
     }
 }
 
+/// The tenant's effective settings for a request (cached across requests; see
+/// [`super::effective`]).
+pub trait RequestSettings {
+    fn settings(&self) -> impl Future<Output = AppResult<Arc<TenantSettings>>> + Send;
+}
+
+impl RequestSettings for RequestContext {
+    async fn settings(&self) -> AppResult<Arc<TenantSettings>> {
+        super::effective(&self.db, self.services.get::<SettingsCache>()).await
+    }
+}
+
 fn object(ctx: &Context<'_>, settings: Arc<TenantSettings>) -> TenantSettingsObject {
     let req = ctx.request();
     TenantSettingsObject {
         settings,
-        derived: super::derived(req.db.tenant(), &req.services.config),
+        derived: req.db.tenant().site(&req.services.config),
     }
 }
 
@@ -196,7 +210,7 @@ async fn change(
     let outcome = apply(&mut conn, tenant_id).await;
     conn.end_savepoint(outcome).await?;
     let settings = super::load(&mut conn).await?;
-    let cache = Arc::clone(&req.services.settings);
+    let cache = req.services.shared::<SettingsCache>();
     req.db.after_commit(move || cache.invalidate(&tenant_id));
     Ok(object(ctx, Arc::new(settings)))
 }
@@ -227,7 +241,7 @@ impl SettingsMutation {
         input: UpdateTenantSettingsInput,
     ) -> async_graphql::Result<TenantSettingsObject> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         actor.require_admin()?;
         let changes = input.validate()?;
         let user_id = actor.user_id;

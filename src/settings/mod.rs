@@ -17,11 +17,10 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::cache::CoherentCache;
-use crate::config::ServiceConfig;
 use crate::db::schema::settings;
 use crate::error::{AppError, AppResult};
+use crate::tenancy::TenantDb;
 use crate::tenancy::changes::{self, Notice};
-use crate::tenancy::{Tenant, TenantDb};
 
 /// The settings a tenant can change. The stored key is the SCREAMING_SNAKE_CASE name.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,28 +120,6 @@ impl Default for TenantSettings {
             leave_year_start_month: 1,
             overridden: Vec::new(),
         }
-    }
-}
-
-/// Settings derived from the tenant itself, never stored or set by it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DerivedSettings {
-    pub site_url: String,
-    pub default_from_email: String,
-}
-
-pub fn derived(tenant: &Tenant, config: &ServiceConfig) -> DerivedSettings {
-    let host = tenant
-        .primary_host
-        .clone()
-        .unwrap_or_else(|| format!("{}.invalid", tenant.schema));
-    let port = config
-        .public_url_port
-        .map(|p| format!(":{p}"))
-        .unwrap_or_default();
-    DerivedSettings {
-        site_url: format!("{}://{host}{port}", config.public_url_scheme),
-        default_from_email: format!("no-reply@{host}"),
     }
 }
 

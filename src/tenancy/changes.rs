@@ -11,8 +11,8 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 
+use super::pool::{self, DbPool};
 use crate::config::Secret;
-use crate::db::{self, DbPool};
 
 pub const CHANNEL: &str = "crowdminder_changes";
 
@@ -126,7 +126,7 @@ impl ChangeListener {
     }
 
     async fn listen(&self, database_url: &Secret) -> anyhow::Result<()> {
-        let mut conn = db::connect(database_url.expose()).await?;
+        let mut conn = pool::connect(database_url.expose()).await?;
         conn.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
         // Whatever changed while no one was listening is unknown.
         self.dispatch(Notice::Missed);

@@ -14,8 +14,8 @@ use diesel::sql_types::{Array, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 
+use super::pool::DbPool;
 use super::{SchemaName, enter_schema, in_transaction, registry};
-use crate::db::DbPool;
 
 /// One migration: a folder `migrations/<set>/<version>/` with `up.sql` and maybe `down.sql`.
 #[derive(Debug)]

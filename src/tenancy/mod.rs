@@ -9,12 +9,15 @@
 
 pub mod changes;
 pub mod migrations;
+mod pool;
+pub mod provision;
 pub mod registry;
 pub mod resolver;
 mod schema_name;
 mod tenant_db;
 
-pub use registry::{Tenant, TenantStatus};
+pub use pool::{DbPool, PooledConn, build_pool, connect};
+pub use registry::{Tenant, TenantSite, TenantStatus};
 pub use resolver::{TenantResolver, normalize_host};
 pub use schema_name::{SchemaName, SchemaNameError};
 pub(crate) use tenant_db::pool_error;

@@ -10,10 +10,9 @@ use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::changes::{self, Notice};
-use super::migrations::{self, MigrationError};
-use super::{SchemaName, SchemaNameError, enter_schema, in_transaction, normalize_host};
+use super::{SchemaName, SchemaNameError, in_transaction, normalize_host};
+use crate::config::ServiceConfig;
 use crate::db::schema::{tenant_hosts, tenants};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -49,6 +48,31 @@ pub struct Tenant {
     pub primary_host: Option<String>,
 }
 
+/// Where a tenant is reached, derived from the tenant itself and never stored or set by
+/// it: the site its emails link to and the address they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSite {
+    pub site_url: String,
+    pub default_from_email: String,
+}
+
+impl Tenant {
+    pub fn site(&self, config: &ServiceConfig) -> TenantSite {
+        let host = self
+            .primary_host
+            .clone()
+            .unwrap_or_else(|| format!("{}.invalid", self.schema));
+        let port = config
+            .public_url_port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        TenantSite {
+            site_url: format!("{}://{host}{port}", config.public_url_scheme),
+            default_from_email: format!("no-reply@{host}"),
+        }
+    }
+}
+
 /// A tenant as the operator lists it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TenantListing {
@@ -81,10 +105,6 @@ pub enum RegistryError {
     UnknownHost { schema: String, host: String },
     #[error("host '{0}' is the tenant's primary host; make another host primary first")]
     PrimaryHost(String),
-    #[error(transparent)]
-    Migration(#[from] MigrationError),
-    #[error("setting up the tenant failed: {}", .0.message())]
-    Seed(AppError),
     #[error("database error: {0}")]
     Database(#[from] DieselError),
 }
@@ -92,11 +112,7 @@ pub enum RegistryError {
 impl RegistryError {
     /// Errors caused by the operator's input, as opposed to the system failing.
     pub fn is_user_error(&self) -> bool {
-        match self {
-            Self::Migration(_) | Self::Database(_) => false,
-            Self::Seed(e) => matches!(e, AppError::BadUserInput { .. } | AppError::Conflict { .. }),
-            _ => true,
-        }
+        !matches!(self, Self::Database(_))
     }
 }
 
@@ -284,69 +300,7 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<TenantListing
         .collect())
 }
 
-/// Creates a tenant: registry row, primary host, schema with every migration, then `seed`
-/// (the first admin), all in one transaction. Any failure leaves nothing behind.
-pub async fn create<F>(
-    conn: &mut AsyncPgConnection,
-    new: &NewTenant,
-    seed: F,
-) -> Result<Tenant, RegistryError>
-where
-    F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
-{
-    in_transaction(conn, async |conn| create_in_transaction(conn, new, seed).await).await
-}
-
-async fn create_in_transaction<F>(
-    conn: &mut AsyncPgConnection,
-    new: &NewTenant,
-    seed: F,
-) -> Result<Tenant, RegistryError>
-where
-    F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
-{
-    let schema_taken: bool = diesel::select(diesel::dsl::exists(
-        tenants::table.filter(tenants::schema_name.eq(new.schema.as_str())),
-    ))
-    .get_result(conn)
-    .await?;
-    if schema_taken {
-        return Err(RegistryError::DuplicateSchema(new.schema.to_string()));
-    }
-    let id: i64 = diesel::insert_into(tenants::table)
-        .values((
-            tenants::schema_name.eq(new.schema.as_str()),
-            tenants::name.eq(&new.name),
-        ))
-        .returning(tenants::id)
-        .get_result(conn)
-        .await
-        .map_err(|e| unique_violation(e, || RegistryError::DuplicateSchema(new.schema.to_string())))?;
-    insert_host(conn, id, &new.host, true).await?;
-    conn.batch_execute(&format!("CREATE SCHEMA {}", new.schema.quoted()))
-        .await
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
-                if info.message().contains("already exists") =>
-            {
-                RegistryError::SchemaExists(new.schema.to_string())
-            }
-            other => RegistryError::Database(other),
-        })?;
-    enter_schema(conn, &new.schema).await?;
-    migrations::install_tenant(conn).await?;
-    seed(conn).await.map_err(RegistryError::Seed)?;
-    notify(conn, id).await?;
-    Ok(Tenant {
-        id,
-        schema: new.schema.clone(),
-        name: new.name.clone(),
-        status: TenantStatus::Active,
-        primary_host: Some(new.host.clone()),
-    })
-}
-
-async fn insert_host(
+pub(super) async fn insert_host(
     conn: &mut AsyncPgConnection,
     tenant_id: i64,
     host: &str,
@@ -370,14 +324,14 @@ async fn insert_host(
     Ok(())
 }
 
-fn unique_violation(e: DieselError, conflict: impl FnOnce() -> RegistryError) -> RegistryError {
+pub(super) fn unique_violation(e: DieselError, conflict: impl FnOnce() -> RegistryError) -> RegistryError {
     match e {
         DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => conflict(),
         other => RegistryError::Database(other),
     }
 }
 
-async fn notify(conn: &mut AsyncPgConnection, tenant_id: i64) -> QueryResult<()> {
+pub(super) async fn notify(conn: &mut AsyncPgConnection, tenant_id: i64) -> QueryResult<()> {
     changes::publish(conn, Notice::Registry(tenant_id)).await
 }
 

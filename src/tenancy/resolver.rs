@@ -10,9 +10,9 @@ use std::time::Duration;
 use moka::future::Cache;
 
 use super::Tenant;
+use super::pool::DbPool;
 use super::registry::{self, TenantStatus};
 use super::tenant_db::pool_error;
-use crate::db::DbPool;
 use crate::error::{AppError, AppResult};
 
 /// A backstop only: change notices invalidate, and a listener that may have missed one

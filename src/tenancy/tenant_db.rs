@@ -14,8 +14,8 @@ use diesel_async::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::pool::{DbPool, PooledConn};
 use super::{SchemaName, Tenant, set_path_statement};
-use crate::db::{DbPool, PooledConn};
 use crate::error::{AppError, AppResult};
 
 /// Whether the unit may write. Queries run read-only; mutations read-write.

@@ -1,9 +1,5 @@
 //! Clients, projects, tasks and project members: rows, rules and statements.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use async_graphql::dataloader::Loader;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -12,9 +8,9 @@ use rust_decimal::Decimal;
 
 use crate::db::contains_pattern;
 use crate::db::functions::lower;
-use crate::db::schema::{clients, leave_types, project_members, projects, tasks};
+use crate::db::schema::{clients, project_members, projects, tasks};
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantDb;
+use crate::text;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = clients)]
@@ -61,15 +57,6 @@ pub struct ProjectMember {
     pub user_id: i64,
     pub hourly_rate: Option<Decimal>,
     pub created_at: DateTime<Utc>,
-}
-
-/// A trimmed name of 1 to 200 characters.
-pub fn clean_name(field: &str, raw: &str) -> AppResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(AppError::bad_input(field, "a name has 1 to 200 characters"));
-    }
-    Ok(name.to_owned())
 }
 
 fn clean_code(field: &str, raw: &str) -> AppResult<Option<String>> {
@@ -128,7 +115,7 @@ pub async fn create_client(
     name: &str,
     billing_email: Option<&str>,
 ) -> AppResult<Client> {
-    let name = clean_name("input.name", name)?;
+    let name = text::name("input.name", name, 200)?;
     let billing_email = billing_email
         .map(|e| crate::auth::users::normalize_email("input.billingEmail", e))
         .transpose()?;
@@ -148,7 +135,7 @@ pub async fn update_client(conn: &mut AsyncPgConnection, id: i64, input: ClientC
     let name = input
         .name
         .as_deref()
-        .map(|n| clean_name("input.name", n))
+        .map(|n| text::name("input.name", n, 200))
         .transpose()?;
     let billing_email = match input.billing_email {
         Some(Some(e)) => Some(Some(crate::auth::users::normalize_email(
@@ -190,7 +177,7 @@ pub struct NewProject {
 }
 
 pub async fn create_project(conn: &mut AsyncPgConnection, input: NewProject) -> AppResult<Project> {
-    let name = clean_name("input.name", &input.name)?;
+    let name = text::name("input.name", &input.name, 200)?;
     let code = input
         .code
         .as_deref()
@@ -256,7 +243,7 @@ pub async fn update_project(
     let name = input
         .name
         .as_deref()
-        .map(|n| clean_name("input.name", n))
+        .map(|n| text::name("input.name", n, 200))
         .transpose()?;
     let code = match input.code {
         Some(Some(c)) => Some(clean_code("input.code", &c)?),
@@ -307,7 +294,7 @@ pub async fn create_task(
     name: &str,
     billable: Option<bool>,
 ) -> AppResult<Task> {
-    let name = clean_name("input.name", name)?;
+    let name = text::name("input.name", name, 200)?;
     ensure_project(conn, project_id).await?;
     diesel::insert_into(tasks::table)
         .values((
@@ -429,100 +416,51 @@ pub async fn project_page(
     Ok(query.load(conn).await?)
 }
 
-/// Loads rows of `T` by id for one request: one statement per batch, in the request's
-/// transaction.
-pub struct ById<T> {
-    db: Arc<TenantDb>,
-    rows: std::marker::PhantomData<fn() -> T>,
-}
-
-impl<T> ById<T> {
-    pub fn new(db: Arc<TenantDb>) -> Self {
-        Self {
-            db,
-            rows: std::marker::PhantomData,
-        }
-    }
-}
-
-macro_rules! by_id_loader {
-    ($value:ty, $table:ident) => {
-        impl Loader<i64> for ById<$value> {
-            type Value = $value;
-            type Error = Arc<AppError>;
-
-            async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, $value>, Self::Error> {
-                let mut conn = self.db.conn().await?;
-                let rows: Vec<$value> = $table::table
-                    .filter($table::id.eq_any(keys))
-                    .select(<$value>::as_select())
-                    .load(&mut *conn)
-                    .await
-                    .map_err(AppError::from)?;
-                Ok(rows.into_iter().map(|r| (r.id, r)).collect())
-            }
+macro_rules! rows_by_ids {
+    ($(#[$doc:meta])* $name:ident, $row:ty, $table:ident) => {
+        $(#[$doc])*
+        pub async fn $name(conn: &mut AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<$row>> {
+            Ok($table::table
+                .filter($table::id.eq_any(ids))
+                .select(<$row>::as_select())
+                .load(conn)
+                .await?)
         }
     };
 }
 
-by_id_loader!(Client, clients);
-by_id_loader!(Project, projects);
-by_id_loader!(Task, tasks);
-by_id_loader!(crate::leave::LeaveType, leave_types);
+rows_by_ids!(
+    /// The clients of `ids` that exist.
+    clients_by_ids, Client, clients
+);
+rows_by_ids!(
+    /// The projects of `ids` that exist.
+    projects_by_ids, Project, projects
+);
+rows_by_ids!(
+    /// The tasks of `ids` that exist.
+    tasks_by_ids, Task, tasks
+);
 
-/// A project's tasks and members, by project id, for one request.
-pub struct OfProject<T> {
-    db: Arc<TenantDb>,
-    rows: std::marker::PhantomData<fn() -> T>,
+/// The tasks of the projects `project_ids`, by id.
+pub async fn tasks_of_projects(conn: &mut AsyncPgConnection, project_ids: &[i64]) -> AppResult<Vec<Task>> {
+    Ok(tasks::table
+        .filter(tasks::project_id.eq_any(project_ids))
+        .order(tasks::id)
+        .select(Task::as_select())
+        .load(conn)
+        .await?)
 }
 
-impl<T> OfProject<T> {
-    pub fn new(db: Arc<TenantDb>) -> Self {
-        Self {
-            db,
-            rows: std::marker::PhantomData,
-        }
-    }
-}
-
-impl Loader<i64> for OfProject<Task> {
-    type Value = Vec<Task>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<Task>>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<Task> = tasks::table
-            .filter(tasks::project_id.eq_any(keys))
-            .order(tasks::id)
-            .select(Task::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        let mut grouped: HashMap<i64, Vec<Task>> = HashMap::new();
-        for task in rows {
-            grouped.entry(task.project_id).or_default().push(task);
-        }
-        Ok(grouped)
-    }
-}
-
-impl Loader<i64> for OfProject<ProjectMember> {
-    type Value = Vec<ProjectMember>;
-    type Error = Arc<AppError>;
-
-    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<ProjectMember>>, Self::Error> {
-        let mut conn = self.db.conn().await?;
-        let rows: Vec<ProjectMember> = project_members::table
-            .filter(project_members::project_id.eq_any(keys))
-            .order((project_members::project_id, project_members::user_id))
-            .select(ProjectMember::as_select())
-            .load(&mut *conn)
-            .await
-            .map_err(AppError::from)?;
-        let mut grouped: HashMap<i64, Vec<ProjectMember>> = HashMap::new();
-        for member in rows {
-            grouped.entry(member.project_id).or_default().push(member);
-        }
-        Ok(grouped)
-    }
+/// The members of the projects `project_ids`, by project and user.
+pub async fn members_of_projects(
+    conn: &mut AsyncPgConnection,
+    project_ids: &[i64],
+) -> AppResult<Vec<ProjectMember>> {
+    Ok(project_members::table
+        .filter(project_members::project_id.eq_any(project_ids))
+        .order((project_members::project_id, project_members::user_id))
+        .select(ProjectMember::as_select())
+        .load(conn)
+        .await?)
 }

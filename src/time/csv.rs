@@ -1,28 +1,20 @@
-//! `GET /reports/billable-hours.csv`: the billable-hours report as CSV for spreadsheets
-//! and BI tools: the statement the GraphQL report runs, its rows streamed out as
-//! PostgreSQL sends them, behind the same Bearer authentication.
-//!
-//! Query parameters: `from`, `to` (dates, both included), `groupBy` (comma-separated:
-//! CLIENT, PROJECT, TASK, USER, DAY, WEEK, MONTH), optional `userIds`, `clientIds`,
-//! `projectIds`, `taskIds` (comma-separated global ids), `billable` (true/false),
-//! `statuses` (comma-separated), `totals=true` to end with a totals row.
+//! The billable-hours report as CSV for spreadsheets and BI tools: the statement the
+//! GraphQL report runs, its rows streamed out as PostgreSQL sends them (served at
+//! `GET /reports/billable-hours.csv`, see `crate::http`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use bytes::Bytes;
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::entries::EntryStatus;
-use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
-use crate::auth::Actor;
+use super::reports::{self, GroupBy, ReportRequest, ReportRow};
 use crate::db::schema::{clients, projects, tasks, users};
 use crate::error::{AppError, AppResult};
-use crate::graphql::expect_global_id;
 use crate::settings::TenantSettings;
 use crate::tenancy::TenantDb;
 
@@ -33,81 +25,6 @@ const CHUNK: usize = 32 * 1024;
 pub struct CsvRequest {
     pub report: ReportRequest,
     pub totals: bool,
-}
-
-fn date(params: &HashMap<String, String>, name: &str) -> AppResult<NaiveDate> {
-    let raw = params
-        .get(name)
-        .ok_or_else(|| AppError::bad_input(name, format!("{name} is required (YYYY-MM-DD)")))?;
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| AppError::bad_input(name, format!("{name} is a date, YYYY-MM-DD")))
-}
-
-fn list<'a>(params: &'a HashMap<String, String>, name: &str) -> Option<impl Iterator<Item = &'a str>> {
-    params
-        .get(name)
-        .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()))
-}
-
-fn id_list(params: &HashMap<String, String>, name: &str, type_name: &str) -> AppResult<Option<Vec<i64>>> {
-    list(params, name)
-        .map(|items| {
-            items
-                .map(|id| expect_global_id(name, &async_graphql::ID(id.to_owned()), type_name))
-                .collect()
-        })
-        .transpose()
-}
-
-impl CsvRequest {
-    pub fn parse(params: &HashMap<String, String>, actor: &Actor) -> AppResult<Self> {
-        let group_by = list(params, "groupBy")
-            .map(|keys| {
-                keys.map(|k| {
-                    GroupBy::parse(k).ok_or_else(|| {
-                        AppError::bad_input(
-                            "groupBy",
-                            format!("{k} is not one of CLIENT, PROJECT, TASK, USER, DAY, WEEK, MONTH"),
-                        )
-                    })
-                })
-                .collect::<AppResult<Vec<_>>>()
-            })
-            .transpose()?
-            .unwrap_or_default();
-        let billable = match params.get("billable").map(|s| s.trim()) {
-            None | Some("") => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(_) => return Err(AppError::bad_input("billable", "billable is true or false")),
-        };
-        let statuses = list(params, "statuses")
-            .map(|items| {
-                items
-                    .map(|s| match s.to_ascii_uppercase().as_str() {
-                        "DRAFT" => Ok(EntryStatus::Draft),
-                        "SUBMITTED" => Ok(EntryStatus::Submitted),
-                        "APPROVED" => Ok(EntryStatus::Approved),
-                        "INVOICED" => Ok(EntryStatus::Invoiced),
-                        _ => Err(AppError::bad_input("statuses", format!("{s} is not a status"))),
-                    })
-                    .collect::<AppResult<Vec<_>>>()
-            })
-            .transpose()?;
-        let filter = ReportFilter {
-            user_ids: actor.narrow(id_list(params, "userIds", "User")?),
-            client_ids: id_list(params, "clientIds", "Client")?,
-            project_ids: id_list(params, "projectIds", "Project")?,
-            task_ids: id_list(params, "taskIds", "Task")?,
-            billable,
-            statuses,
-        };
-        let totals = params.get("totals").is_some_and(|t| t == "true" || t == "1");
-        Ok(Self {
-            report: ReportRequest::new(date(params, "from")?, date(params, "to")?, group_by, filter)?,
-            totals,
-        })
-    }
 }
 
 /// Names for the ids a report shows, for the keys it groups by.

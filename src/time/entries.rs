@@ -13,17 +13,17 @@ use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 
 use super::catalog::{Client, Project, Task};
 use crate::auth::Actor;
 use crate::db::schema::{clients, project_members, projects, tasks, time_entries, timesheets, users};
 use crate::error::{AppError, AppResult};
 use crate::settings::TenantSettings;
+use crate::{money, text};
 
 /// The longest single entry.
 pub const MAX_MINUTES: i32 = 24 * 60;
-const MAX_NOTES: usize = 5000;
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryStatus {
@@ -99,9 +99,7 @@ impl TimeEntry {
 /// `minutes` at `rate` per hour, rounded half away from zero to `minor_units` decimals (as
 /// PostgreSQL's `round(numeric, n)` does, so reports agree with entries).
 pub fn amount(minutes: i32, rate: Decimal, minor_units: u32) -> Decimal {
-    (Decimal::from(minutes) * rate / Decimal::from(60))
-        .round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero)
-        .normalize()
+    money::time_amount(i64::from(minutes), rate, minor_units).normalize()
 }
 
 /// The day weeks start on: the first working day after a day off (Monday when every day is
@@ -150,16 +148,6 @@ fn check_minutes(field: &str, minutes: i32, interval: i32) -> AppResult<()> {
         ));
     }
     Ok(())
-}
-
-fn check_notes(notes: &str) -> AppResult<String> {
-    if notes.chars().count() > MAX_NOTES {
-        return Err(AppError::bad_input(
-            "input.notes",
-            format!("notes have at most {MAX_NOTES} characters"),
-        ));
-    }
-    Ok(notes.trim().to_owned())
 }
 
 /// Where an entry is booked and at which rate, checked.
@@ -470,7 +458,7 @@ pub async fn create(
         input.ended_at,
         input.minutes,
     )?;
-    let notes = check_notes(input.notes.as_deref().unwrap_or_default())?;
+    let notes = text::notes("input.notes", input.notes.as_deref().unwrap_or_default())?;
     let target = target(conn, input.user_id, input.project_id, input.task_id).await?;
     ensure_week_open(conn, settings, input.user_id, span.date).await?;
     if let Some(start) = span.started_at {
@@ -632,7 +620,7 @@ pub async fn update(
         (entry.hourly_rate, changes.billable.unwrap_or(entry.billable))
     };
     let notes = match changes.notes {
-        Some(notes) => check_notes(&notes)?,
+        Some(notes) => text::notes("input.notes", &notes)?,
         None => entry.notes.clone(),
     };
     if date != entry.work_date {
@@ -713,7 +701,7 @@ pub async fn start_timer(
         .with_second(0)
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(now);
-    let notes = check_notes(input.notes.as_deref().unwrap_or_default())?;
+    let notes = text::notes("input.notes", input.notes.as_deref().unwrap_or_default())?;
     let target = target(conn, input.user_id, input.project_id, input.task_id).await?;
     let latest_end: Option<DateTime<Utc>> = time_entries::table
         .filter(time_entries::user_id.eq(input.user_id))

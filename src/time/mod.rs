@@ -4,9 +4,8 @@
 
 pub mod catalog;
 pub mod csv;
+pub mod emails;
 pub mod entries;
-pub mod entry_page;
 pub mod graphql;
-pub mod graphql_entries;
 pub mod reports;
 pub mod timesheets;

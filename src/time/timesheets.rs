@@ -5,11 +5,12 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
+use super::emails::TimeEmail;
 use super::entries::{EntryStatus, week_of, week_start_day};
 use crate::auth::{Actor, Role};
 use crate::db::schema::{time_entries, timesheets};
 use crate::error::{AppError, AppResult};
-use crate::jobs::{self, handlers::EmailTemplate};
+use crate::jobs::{self, registry::Letter};
 use crate::settings::TenantSettings;
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +266,7 @@ async fn decide(
         .returning(Timesheet::as_returning())
         .get_result(conn)
         .await?;
-    let email = EmailTemplate::TimesheetDecided {
+    let email = TimeEmail::TimesheetDecided {
         timesheet_id: decided.id,
     };
     jobs::enqueue(conn, email.job(tenant_id)).await?;
@@ -321,7 +322,13 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Tim
 
 /// Minutes logged in each timesheet's week by its user, by timesheet id, for one request.
 pub struct TimesheetMinutes {
-    pub db: std::sync::Arc<crate::tenancy::TenantDb>,
+    db: std::sync::Arc<crate::tenancy::TenantDb>,
+}
+
+impl From<std::sync::Arc<crate::tenancy::TenantDb>> for TimesheetMinutes {
+    fn from(db: std::sync::Arc<crate::tenancy::TenantDb>) -> Self {
+        Self { db }
+    }
 }
 
 #[derive(QueryableByName)]

@@ -3,7 +3,7 @@
 use std::process::Output;
 
 use crate::common::TestDatabase;
-use crowdminder::db;
+use crowdminder::tenancy;
 use crowdminder::tenancy::migrations::TENANT_MIGRATIONS;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::Value;
@@ -172,7 +172,7 @@ async fn tenants_go_through_their_lifecycle_from_the_command_line() {
     assert!(out.status.success(), "{}", stderr(&out));
     let tenants = listed(&db).await;
     assert_eq!(tenants.len(), 1);
-    let mut conn = db::connect(&db.url).await.unwrap();
+    let mut conn = tenancy::connect(&db.url).await.unwrap();
     assert!(
         conn.batch_execute("SELECT 1 FROM acme.users").await.is_err(),
         "the schema is gone"
@@ -189,7 +189,7 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
         assert!(create(&db, schema, host).await.status.success());
     }
     let last = TENANT_MIGRATIONS.last().unwrap();
-    let mut conn = db::connect(&db.url).await.unwrap();
+    let mut conn = tenancy::connect(&db.url).await.unwrap();
     for schema in ["good", "broken"] {
         conn.batch_execute(&format!(
             "BEGIN; SET LOCAL search_path = {schema}; {} DELETE FROM schema_migrations WHERE version = '{}'; COMMIT;",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{JWT_SECRET, TestApp, TestTenant, fast_config, temp_dir, worker};
 use chrono::NaiveTime;
-use crowdminder::jobs::handlers::{JobContext, Registry};
+use crowdminder::jobs::registry::JobContext;
 use crowdminder::jobs::schedule::{Every, Schedule};
 use crowdminder::jobs::worker::Shutdown;
 use crowdminder::jobs::{self, NewJob};
@@ -31,8 +31,8 @@ struct Seen {
 type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// A registry with the standard kinds and `probe`, which records what it sees.
-fn registry_with_probe(log: &Log, pause: Duration) -> Registry {
-    let mut registry = Registry::standard();
+fn registry_with_probe(log: &Log, pause: Duration) -> crowdminder::jobs::registry::Registry {
+    let mut registry = crowdminder::app::jobs();
     let log = Arc::clone(log);
     registry.register("probe", move |ctx: JobContext| {
         let log = Arc::clone(&log);
@@ -172,7 +172,7 @@ async fn two_workers_never_run_a_job_twice() {
     let runs: Arc<Mutex<HashMap<i64, usize>>> = Arc::default();
     let in_flight: Arc<Mutex<std::collections::HashSet<i64>>> = Arc::default();
     let overlaps = Arc::new(Mutex::new(0usize));
-    let mut registry = Registry::standard();
+    let mut registry = crowdminder::app::jobs();
     {
         let (runs, in_flight, overlaps) = (runs.clone(), in_flight.clone(), overlaps.clone());
         registry.register("count", move |ctx: JobContext| {
@@ -418,11 +418,11 @@ async fn the_nightly_usage_snapshot_counts_each_tenant() {
     let (stop, rx) = Shutdown::new();
     let handle = worker(
         &app,
-        Registry::standard(),
+        crowdminder::app::jobs(),
         fast_config(2),
         MailConfig::files(temp_dir("snapshot")),
         3,
-        crowdminder::jobs::schedule::standard(),
+        crowdminder::app::schedules(),
     )
     .spawn(rx);
     until(Duration::from_secs(20), || async {
@@ -506,7 +506,15 @@ async fn a_refusing_smtp_server_is_retried_then_recorded_as_failed() {
         smtp_timeout_seconds: 5,
     };
     let (stop, rx) = Shutdown::new();
-    let handle = worker(&app, Registry::standard(), fast_config(1), mail, 2, Vec::new()).spawn(rx);
+    let handle = worker(
+        &app,
+        crowdminder::app::jobs(),
+        fast_config(1),
+        mail,
+        2,
+        Vec::new(),
+    )
+    .spawn(rx);
     until(Duration::from_secs(20), || async {
         app.count("SELECT count(*) AS n FROM public.jobs WHERE status = 'FAILED'")
             .await
@@ -542,7 +550,7 @@ async fn shutdown_lets_short_jobs_finish_and_releases_long_ones_undone() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     add_client(&app, &t, "Globex").await;
-    let mut registry = Registry::standard();
+    let mut registry = crowdminder::app::jobs();
     // A job that renames the client, then takes its time: half-done if it were cut short.
     registry.register("rename", move |ctx: JobContext| {
         Box::pin(async move {

@@ -552,7 +552,9 @@ async fn team_balances_cost_the_same_statements_for_20_or_200_users() {
     .collect();
     let user_ids: Vec<String> = row_ids
         .iter()
-        .map(|id| crowdminder::graphql::global_id("User", *id).0)
+        .map(|id| {
+            crowdminder::graphql::support::global_id(crowdminder::graphql::support::NodeType::User, *id).0
+        })
         .collect();
     assert_eq!(user_ids.len(), 200);
     let query = |ids: &[String]| {

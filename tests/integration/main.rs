@@ -9,6 +9,7 @@ mod catalog;
 mod cli;
 mod identity;
 mod jobs;
+mod layering;
 mod leave;
 mod tenancy;
 mod time;

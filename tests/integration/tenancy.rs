@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{TestApp, TestTenant, eventually};
-use crowdminder::db::DbPool;
+use crowdminder::tenancy::DbPool;
 use crowdminder::tenancy::migrations::{self, TENANT_MIGRATIONS};
 use crowdminder::tenancy::registry::{self, TenantStatus};
 use crowdminder::tenancy::{Access, SchemaName, TenantDb};
@@ -483,10 +483,10 @@ async fn creating_a_tenant_is_all_or_nothing() {
     let mut conn = app.raw_conn().await;
     // The host is taken: the registry row and the schema must not remain.
     let dup = registry::NewTenant::parse("second", "Second", &t.host).unwrap();
-    let err = crowdminder::provision::create_tenant(
+    let err = crowdminder::app::create_tenant(
         &mut conn,
         &dup,
-        crowdminder::provision::FirstAdmin {
+        crowdminder::app::FirstAdmin {
             email: "a@second.example".into(),
             name: String::new(),
             password: crowdminder::config::Secret::new("long-enough-password"),
@@ -494,7 +494,15 @@ async fn creating_a_tenant_is_all_or_nothing() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, registry::RegistryError::DuplicateHost(_)), "{err}");
+    assert!(
+        matches!(
+            err,
+            crowdminder::tenancy::provision::ProvisionError::Registry(
+                registry::RegistryError::DuplicateHost(_)
+            )
+        ),
+        "{err}"
+    );
     assert!(
         registry::find_by_schema(&mut conn, "second")
             .await

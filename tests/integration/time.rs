@@ -1110,7 +1110,10 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     // A fragment on the Node interface is the resolvers' to apply: it sends the same
     // selection down the general path.
     let (direct, general) = (page(""), page("... on Node { id }"));
-    let pages = &app.state.services.pages;
+    let pages = app
+        .state
+        .services
+        .get::<crowdminder::graphql::support::PageStats>();
     let counts = || {
         (
             AtomicU64::load(&pages.entries_direct, Ordering::Relaxed),

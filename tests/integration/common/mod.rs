@@ -11,17 +11,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use crowdminder::app::{App, FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
-use crowdminder::db::{self, DbPool};
-use crowdminder::graphql::RequestContext;
-use crowdminder::http::{self, AppState};
-use crowdminder::jobs::handlers::{JobServices, Registry};
+use crowdminder::graphql::support::RequestContext;
+use crowdminder::jobs::registry::Registry;
 use crowdminder::jobs::schedule::Schedule;
-use crowdminder::jobs::worker::{Worker, WorkerConfig, WorkerStats, worker_id};
-use crowdminder::mail::{MailConfig, Mailer};
-use crowdminder::provision::{self, FirstAdmin};
+use crowdminder::jobs::worker::{Worker, WorkerConfig};
+use crowdminder::mail::MailConfig;
 use crowdminder::tenancy::migrations::{self, PUBLIC_MIGRATIONS};
 use crowdminder::tenancy::registry::NewTenant;
+use crowdminder::tenancy::{self, DbPool};
 use crowdminder::tenancy::{Access, Tenant, TenantDb, TenantResolver};
 use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{Value, json};
@@ -46,7 +45,7 @@ pub fn database_url(database: &str) -> String {
 }
 
 async fn admin_conn() -> AsyncPgConnection {
-    db::connect(&database_url("postgres"))
+    tenancy::connect(&database_url("postgres"))
         .await
         .expect("connect to the test server")
 }
@@ -101,7 +100,7 @@ async fn prepare_server(admin: &mut AsyncPgConnection) -> String {
             .await
             .unwrap();
         {
-            let mut conn = db::connect(&database_url(&building)).await.unwrap();
+            let mut conn = tenancy::connect(&database_url(&building)).await.unwrap();
             migrations::migrate_public(&mut conn).await.unwrap();
         }
         admin
@@ -193,7 +192,7 @@ pub struct TestTenant {
 
 /// The service on a test database, called in-process through its router.
 pub struct TestApp {
-    pub state: AppState,
+    pub state: App,
     pub pool: DbPool,
     pub router: Router,
     pub resolver: Arc<TenantResolver>,
@@ -212,10 +211,10 @@ impl TestApp {
     pub async fn with_config(pool_size: usize, config: ServiceConfig) -> Self {
         let db = TestDatabase::create().await;
         let db_config = DatabaseConfig::new(db.url.clone(), pool_size);
-        let pool = db::build_pool(&db_config).unwrap();
-        let state = AppState::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
+        let pool = tenancy::build_pool(&db_config).unwrap();
+        let state = App::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
         let resolver = Arc::clone(&state.resolver);
-        let router = http::router(state.clone());
+        let router = state.router();
         Self {
             state,
             pool,
@@ -229,11 +228,11 @@ impl TestApp {
     pub fn second_server(&self) -> TestApp {
         let mut config = ServiceConfig::with_secret(JWT_SECRET);
         config.file_store = self.state.services.config.file_store.clone();
-        let state = AppState::new(self.pool.clone(), config, Secret::new(self.db.url.clone())).unwrap();
+        let state = App::new(self.pool.clone(), config, Secret::new(self.db.url.clone())).unwrap();
         TestApp {
             pool: self.pool.clone(),
             resolver: Arc::clone(&state.resolver),
-            router: http::router(state.clone()),
+            router: state.router(),
             state,
             db: TestDatabase {
                 name: String::new(),
@@ -280,7 +279,7 @@ impl TestApp {
 
     /// A raw connection to the test database, for setting up and checking what the API cannot.
     pub async fn raw_conn(&self) -> AsyncPgConnection {
-        db::connect(&self.db.url).await.unwrap()
+        tenancy::connect(&self.db.url).await.unwrap()
     }
 
     pub async fn create_tenant(&self, schema: &str) -> TestTenant {
@@ -288,7 +287,7 @@ impl TestApp {
         let admin_email = format!("Admin@{}.example", schema.replace('_', "-"));
         let admin_password = format!("password-of-{schema}");
         let mut conn = self.raw_conn().await;
-        let tenant = provision::create_tenant(
+        let tenant = create_tenant(
             &mut conn,
             &NewTenant::parse(schema, &format!("Company {schema}"), &host).unwrap(),
             FirstAdmin {
@@ -529,22 +528,10 @@ pub fn worker(
     pool_size: usize,
     schedules: Vec<Schedule>,
 ) -> Worker {
-    let pool = db::build_pool(&DatabaseConfig::new(app.db.url.clone(), pool_size)).unwrap();
-    Worker {
-        id: worker_id(pool_size),
-        pool,
-        registry: Arc::new(registry),
-        services: Arc::new(JobServices {
-            config: ServiceConfig::with_secret(JWT_SECRET),
-            settings: Arc::clone(&app.state.services.settings),
-            mailer: Mailer::new(&mail).unwrap(),
-            pdf: Arc::clone(&app.state.services.pdf),
-        }),
-        config,
-        schedules,
-        wake: Arc::clone(&app.state.jobs_wake),
-        stats: Arc::new(WorkerStats::default()),
-    }
+    let pool = tenancy::build_pool(&DatabaseConfig::new(app.db.url.clone(), pool_size)).unwrap();
+    app.state
+        .worker(pool, registry, schedules, &mail, config)
+        .unwrap()
 }
 
 /// The service's settings for a test: its own folder of files.
@@ -567,7 +554,7 @@ pub async fn drain_outbox(app: &TestApp) -> Vec<String> {
     let (stop, rx) = crowdminder::jobs::worker::Shutdown::new();
     let handle = worker(
         app,
-        Registry::standard(),
+        crowdminder::app::jobs(),
         fast_config(2),
         MailConfig::files(&outbox),
         3,

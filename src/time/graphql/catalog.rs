@@ -7,15 +7,57 @@ use async_graphql::{Context, ContextSelectionSet, ID, InputObject, Lookahead, Ma
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use super::catalog::{
+use crate::auth::Role;
+use crate::auth::graphql::{RequestActor, UserNode};
+use crate::auth::users::User;
+use crate::error::{AppError, AppResult};
+use crate::graphql::support::direct::{self, Json};
+use crate::graphql::support::{
+    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
+    prefetch,
+};
+use crate::time::catalog::{
     self, Client, ClientChanges, ClientFilter, NewProject, Project, ProjectChanges, ProjectFilter,
     ProjectMember, Task,
 };
-use crate::auth::Role;
-use crate::auth::graphql::UserNode;
-use crate::error::{AppError, AppResult};
-use crate::graphql::direct::{self, Json};
-use crate::graphql::{ContextExt, PageArgs, expect_global_id, global_id, loader_error, prefetch};
+
+macro_rules! fetch_by_id {
+    ($row:ty, $fetch:path) => {
+        impl FetchById for $row {
+            fn id(&self) -> i64 {
+                self.id
+            }
+
+            async fn fetch(conn: &mut diesel_async::AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<Self>> {
+                $fetch(conn, ids).await
+            }
+        }
+    };
+}
+
+fetch_by_id!(Client, catalog::clients_by_ids);
+fetch_by_id!(Project, catalog::projects_by_ids);
+fetch_by_id!(Task, catalog::tasks_by_ids);
+
+impl FetchGrouped for Task {
+    fn group(&self) -> i64 {
+        self.project_id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, projects: &[i64]) -> AppResult<Vec<Self>> {
+        catalog::tasks_of_projects(conn, projects).await
+    }
+}
+
+impl FetchGrouped for ProjectMember {
+    fn group(&self) -> i64 {
+        self.project_id
+    }
+
+    async fn fetch(conn: &mut diesel_async::AsyncPgConnection, projects: &[i64]) -> AppResult<Vec<Self>> {
+        catalog::members_of_projects(conn, projects).await
+    }
+}
 
 const EDITORS: &[Role] = &[Role::Admin, Role::Manager];
 const EDITORS_ONLY: &str = "only admins and managers may change clients and projects";
@@ -25,7 +67,7 @@ pub struct ClientNode(pub Client);
 #[Object(name = "Client")]
 impl ClientNode {
     pub async fn id(&self) -> ID {
-        global_id("Client", self.0.id)
+        global_id(NodeType::Client, self.0.id)
     }
     /// Unique ignoring case; kept as typed.
     async fn name(&self) -> &str {
@@ -48,7 +90,7 @@ impl ClientNode {
     /// `None` for a field that needs its resolver.
     pub fn direct_field(client: &Client, field: &Field, out: &mut Json) -> Option<()> {
         match direct::name(field) {
-            "id" => out.id("Client", client.id),
+            "id" => out.id(NodeType::Client, client.id),
             "name" => out.str(&client.name),
             "billingEmail" => out.nullable_str(client.billing_email.as_deref()),
             "archived" => out.bool(client.archived),
@@ -61,7 +103,7 @@ impl ClientNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        Ok(req.clients.load_one(id).await.map_err(loader_error)?.map(Self))
+        Ok(req.load::<ById<Client>>(id).await?.map(Self))
     }
 }
 
@@ -70,7 +112,7 @@ pub struct ProjectNode(pub Project);
 #[Object(name = "Project")]
 impl ProjectNode {
     pub async fn id(&self) -> ID {
-        global_id("Project", self.0.id)
+        global_id(NodeType::Project, self.0.id)
     }
     /// Short code, unique ignoring case across the tenant.
     async fn code(&self) -> Option<&str> {
@@ -81,12 +123,7 @@ impl ProjectNode {
         &self.0.name
     }
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<ClientNode> {
-        let client = ctx
-            .request()
-            .clients
-            .load_one(self.0.client_id)
-            .await
-            .map_err(loader_error)?;
+        let client = ctx.request().load::<ById<Client>>(self.0.client_id).await?;
         Ok(ClientNode(client.ok_or(AppError::NotFound { what: "client" })?))
     }
     /// Whether new time on it is billable by default.
@@ -107,21 +144,11 @@ impl ProjectNode {
         self.0.created_at
     }
     async fn tasks(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TaskNode>> {
-        let tasks = ctx
-            .request()
-            .project_tasks
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?;
+        let tasks = ctx.request().load::<Grouped<Task>>(self.0.id).await?;
         Ok(tasks.unwrap_or_default().into_iter().map(TaskNode).collect())
     }
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<ProjectMemberNode>> {
-        let members = ctx
-            .request()
-            .project_members
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?;
+        let members = ctx.request().load::<Grouped<ProjectMember>>(self.0.id).await?;
         Ok(members
             .unwrap_or_default()
             .into_iter()
@@ -141,12 +168,16 @@ impl ProjectNode {
         out: &mut Json,
     ) -> Option<()> {
         match direct::name(field) {
-            "id" => out.id("Project", project.id),
+            "id" => out.id(NodeType::Project, project.id),
             "code" => out.nullable_str(project.code.as_deref()),
             "name" => out.str(&project.name),
-            "client" => direct::object(ctx, &field.selection_set.node, "Client", out, |f, out| {
-                ClientNode::direct_field(client, f, out)
-            })?,
+            "client" => direct::object(
+                ctx,
+                &field.selection_set.node,
+                NodeType::Client.name(),
+                out,
+                |f, out| ClientNode::direct_field(client, f, out),
+            )?,
             "billable" => out.bool(project.billable),
             "hourlyRate" => out.nullable_decimal(project.hourly_rate.map(|r| r.normalize()).as_ref()),
             "budgetHours" => out.nullable_decimal(project.budget_hours.map(|b| b.normalize()).as_ref()),
@@ -160,7 +191,7 @@ impl ProjectNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        Ok(req.projects.load_one(id).await.map_err(loader_error)?.map(Self))
+        Ok(req.load::<ById<Project>>(id).await?.map(Self))
     }
 }
 
@@ -169,7 +200,7 @@ pub struct TaskNode(pub Task);
 #[Object(name = "Task")]
 impl TaskNode {
     pub async fn id(&self) -> ID {
-        global_id("Task", self.0.id)
+        global_id(NodeType::Task, self.0.id)
     }
     /// Unique within its project, ignoring case.
     async fn name(&self) -> &str {
@@ -183,12 +214,7 @@ impl TaskNode {
         self.0.archived
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
-        let project = ctx
-            .request()
-            .projects
-            .load_one(self.0.project_id)
-            .await
-            .map_err(loader_error)?;
+        let project = ctx.request().load::<ById<Project>>(self.0.project_id).await?;
         Ok(ProjectNode(
             project.ok_or(AppError::NotFound { what: "project" })?,
         ))
@@ -207,18 +233,20 @@ impl TaskNode {
         out: &mut Json,
     ) -> Option<()> {
         match direct::name(field) {
-            "id" => out.id("Task", task.id),
+            "id" => out.id(NodeType::Task, task.id),
             "name" => out.str(&task.name),
             "billable" => match task.billable {
                 Some(billable) => out.bool(billable),
                 None => out.null(),
             },
             "archived" => out.bool(task.archived),
-            "project" if task.project_id == project.id => {
-                direct::object(ctx, &field.selection_set.node, "Project", out, |f, out| {
-                    ProjectNode::direct_field(ctx, project, client, f, out)
-                })?
-            }
+            "project" if task.project_id == project.id => direct::object(
+                ctx,
+                &field.selection_set.node,
+                NodeType::Project.name(),
+                out,
+                |f, out| ProjectNode::direct_field(ctx, project, client, f, out),
+            )?,
             _ => return None,
         }
         Some(())
@@ -227,7 +255,7 @@ impl TaskNode {
     pub async fn load(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
         req.actor().await?;
-        Ok(req.tasks.load_one(id).await.map_err(loader_error)?.map(Self))
+        Ok(req.load::<ById<Task>>(id).await?.map(Self))
     }
 }
 
@@ -332,20 +360,28 @@ type Page<N> = Connection<OpaqueCursor<i64>, N, EmptyFields, EmptyFields>;
 async fn load_relations(ctx: &Context<'_>, node: Lookahead<'_>, projects: &[Project]) -> AppResult<()> {
     let req = ctx.request();
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
-    req.projects
+    req.loader::<ById<Project>>()
         .feed_many(projects.iter().map(|p| (p.id, p.clone())))
         .await;
     if node.field("client").exists() {
-        prefetch(&req.clients, projects.iter().map(|p| p.client_id)).await?;
+        prefetch(
+            &req.loader::<ById<Client>>(),
+            projects.iter().map(|p| p.client_id),
+        )
+        .await?;
     }
     if node.field("tasks").exists() {
-        prefetch(&req.project_tasks, ids.iter().copied()).await?;
+        prefetch(&req.loader::<Grouped<Task>>(), ids.iter().copied()).await?;
     }
     let members = node.field("members");
     if members.exists() {
-        let by_project = prefetch(&req.project_members, ids.iter().copied()).await?;
+        let by_project = prefetch(&req.loader::<Grouped<ProjectMember>>(), ids.iter().copied()).await?;
         if members.field("user").exists() {
-            prefetch(&req.users, by_project.values().flatten().map(|m| m.user_id)).await?;
+            prefetch(
+                &req.loader::<ById<User>>(),
+                by_project.values().flatten().map(|m| m.user_id),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -394,7 +430,7 @@ impl CatalogQuery {
         let filter = ProjectFilter {
             client_id: filter
                 .client_id
-                .map(|id| expect_global_id("filter.clientId", &id, "Client"))
+                .map(|id| expect_global_id("filter.clientId", &id, NodeType::Client))
                 .transpose()?,
             search: filter.search,
             name: filter.name,
@@ -409,12 +445,12 @@ impl CatalogQuery {
     }
 
     async fn project(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ProjectNode>> {
-        let id = expect_global_id("id", &id, "Project")?;
+        let id = expect_global_id("id", &id, NodeType::Project)?;
         Ok(ProjectNode::load(ctx, id).await?)
     }
 
     async fn client(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<ClientNode>> {
-        let id = expect_global_id("id", &id, "Client")?;
+        let id = expect_global_id("id", &id, NodeType::Client)?;
         Ok(ClientNode::load(ctx, id).await?)
     }
 }
@@ -448,7 +484,7 @@ impl CatalogMutation {
     ) -> async_graphql::Result<ClientNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let id = expect_global_id("id", &id, "Client")?;
+        let id = expect_global_id("id", &id, NodeType::Client)?;
         let changes = ClientChanges {
             name: input.name,
             billing_email: into_change(input.billing_email),
@@ -469,7 +505,7 @@ impl CatalogMutation {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
         let new = NewProject {
-            client_id: expect_global_id("input.clientId", &input.client_id, "Client")?,
+            client_id: expect_global_id("input.clientId", &input.client_id, NodeType::Client)?,
             code: input.code,
             name: input.name,
             billable: input.billable,
@@ -491,7 +527,7 @@ impl CatalogMutation {
     ) -> async_graphql::Result<ProjectNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let id = expect_global_id("id", &id, "Project")?;
+        let id = expect_global_id("id", &id, NodeType::Project)?;
         let changes = ProjectChanges {
             code: into_change(input.code),
             name: input.name,
@@ -516,7 +552,7 @@ impl CatalogMutation {
     ) -> async_graphql::Result<ProjectNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let id = expect_global_id("id", &id, "Project")?;
+        let id = expect_global_id("id", &id, NodeType::Project)?;
         let changes = ProjectChanges {
             code: None,
             name: None,
@@ -539,7 +575,7 @@ impl CatalogMutation {
     ) -> async_graphql::Result<TaskNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
+        let project_id = expect_global_id("input.projectId", &input.project_id, NodeType::Project)?;
         let value = req
             .db
             .in_savepoint(async |conn| {
@@ -557,14 +593,14 @@ impl CatalogMutation {
     ) -> async_graphql::Result<ProjectNode> {
         let req = ctx.request();
         req.actor().await?.require(EDITORS, EDITORS_ONLY)?;
-        let project_id = expect_global_id("input.projectId", &input.project_id, "Project")?;
-        let user_id = expect_global_id("input.userId", &input.user_id, "User")?;
+        let project_id = expect_global_id("input.projectId", &input.project_id, NodeType::Project)?;
+        let user_id = expect_global_id("input.userId", &input.user_id, NodeType::User)?;
         req.db
             .in_savepoint(async |conn| {
                 catalog::put_member(conn, project_id, user_id, input.hourly_rate).await
             })
             .await?;
-        let project = req.projects.load_one(project_id).await.map_err(loader_error)?;
+        let project = req.load::<ById<Project>>(project_id).await?;
         Ok(ProjectNode(
             project.ok_or(AppError::NotFound { what: "project" })?,
         ))

@@ -6,18 +6,21 @@ use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObje
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
-use super::entries::{self, EntryChanges, EntryFilter, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use super::catalog::{ClientNode, ProjectNode, TaskNode};
 use super::entry_page::EntryPage;
-use super::graphql::{ClientNode, ProjectNode, TaskNode};
-use super::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
-use super::timesheets::{self, Timesheet, TimesheetFilter, TimesheetStatus};
-use crate::auth::graphql::UserNode;
+use crate::auth::graphql::{RequestActor, UserNode, own_or_asked};
+use crate::auth::users::User;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
-use crate::graphql::{
-    ContextExt, PageArgs, expect_global_id, global_id, load_all, loader_error, own_or_asked, prefetch,
+use crate::graphql::support::{
+    ById, ContextExt, NodeType, PageArgs, expect_global_id, global_id, load_all, prefetch,
 };
 use crate::settings;
+use crate::settings::graphql::RequestSettings;
+use crate::time::catalog::{Client, Project, Task};
+use crate::time::entries::{self, EntryChanges, EntryFilter, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use crate::time::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
+use crate::time::timesheets::{self, Timesheet, TimesheetFilter, TimesheetMinutes, TimesheetStatus};
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
 
@@ -26,7 +29,7 @@ fn entry_user(actor: &Actor, user_id: Option<&ID>) -> AppResult<i64> {
     match user_id {
         None => Ok(actor.user_id),
         Some(id) => {
-            let id = expect_global_id("input.userId", id, "User")?;
+            let id = expect_global_id("input.userId", id, NodeType::User)?;
             if !actor.may_see(id) {
                 return Err(AppError::Forbidden("members record only their own time"));
             }
@@ -35,10 +38,10 @@ fn entry_user(actor: &Actor, user_id: Option<&ID>) -> AppResult<i64> {
     }
 }
 
-fn ids(field: &str, ids: Option<Vec<ID>>, type_name: &str) -> AppResult<Option<Vec<i64>>> {
+fn ids(field: &str, ids: Option<Vec<ID>>, node_type: NodeType) -> AppResult<Option<Vec<i64>>> {
     ids.map(|ids| {
         ids.iter()
-            .map(|id| expect_global_id(field, id, type_name))
+            .map(|id| expect_global_id(field, id, node_type))
             .collect()
     })
     .transpose()
@@ -49,19 +52,14 @@ pub struct TimeEntryNode(pub TimeEntry);
 #[Object(name = "TimeEntry")]
 impl TimeEntryNode {
     pub async fn id(&self) -> ID {
-        global_id("TimeEntry", self.0.id)
+        global_id(NodeType::TimeEntry, self.0.id)
     }
     /// Null when the signed-in user may not see them.
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
-        let project = ctx
-            .request()
-            .projects
-            .load_one(self.0.project_id)
-            .await
-            .map_err(loader_error)?;
+        let project = ctx.request().load::<ById<Project>>(self.0.project_id).await?;
         Ok(ProjectNode(
             project.ok_or(AppError::NotFound { what: "project" })?,
         ))
@@ -70,12 +68,7 @@ impl TimeEntryNode {
         let Some(task_id) = self.0.task_id else {
             return Ok(None);
         };
-        let task = ctx
-            .request()
-            .tasks
-            .load_one(task_id)
-            .await
-            .map_err(loader_error)?;
+        let task = ctx.request().load::<ById<Task>>(task_id).await?;
         Ok(task.map(TaskNode))
     }
     /// The day worked, in the tenant's time zone.
@@ -137,7 +130,7 @@ impl TimeEntryNode {
 impl TimeEntryNode {
     pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         let entry = entries::find(&mut conn, id).await?;
         Ok(entry.filter(|e| actor.may_see(e.user_id)).map(Self))
@@ -149,7 +142,7 @@ pub struct TimesheetNode(pub Timesheet);
 #[Object(name = "Timesheet")]
 impl TimesheetNode {
     pub async fn id(&self) -> ID {
-        global_id("Timesheet", self.0.id)
+        global_id(NodeType::Timesheet, self.0.id)
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
@@ -181,12 +174,7 @@ impl TimesheetNode {
     }
     /// Minutes its user logged in the week.
     async fn minutes(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let minutes = ctx
-            .request()
-            .timesheet_minutes
-            .load_one(self.0.id)
-            .await
-            .map_err(loader_error)?;
+        let minutes = ctx.request().load::<TimesheetMinutes>(self.0.id).await?;
         Ok(minutes.unwrap_or(0))
     }
 }
@@ -194,7 +182,7 @@ impl TimesheetNode {
 impl TimesheetNode {
     pub async fn visible(ctx: &Context<'_>, id: i64) -> AppResult<Option<Self>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         let sheet = timesheets::find(&mut conn, id).await?;
         Ok(sheet.filter(|s| actor.may_see(s.user_id)).map(Self))
@@ -283,10 +271,10 @@ pub struct ReportFilterInput {
 impl ReportFilterInput {
     pub fn into_filter(self, actor: &Actor) -> AppResult<ReportFilter> {
         Ok(ReportFilter {
-            user_ids: actor.narrow(ids("filter.userIds", self.user_ids, "User")?),
-            client_ids: ids("filter.clientIds", self.client_ids, "Client")?,
-            project_ids: ids("filter.projectIds", self.project_ids, "Project")?,
-            task_ids: ids("filter.taskIds", self.task_ids, "Task")?,
+            user_ids: actor.narrow(ids("filter.userIds", self.user_ids, NodeType::User)?),
+            client_ids: ids("filter.clientIds", self.client_ids, NodeType::Client)?,
+            project_ids: ids("filter.projectIds", self.project_ids, NodeType::Project)?,
+            task_ids: ids("filter.taskIds", self.task_ids, NodeType::Task)?,
             billable: self.billable,
             statuses: self.statuses,
         })
@@ -307,14 +295,14 @@ impl ReportRowNode {
         let Some(id) = self.row.client_id else {
             return Ok(None);
         };
-        let client = ctx.request().clients.load_one(id).await.map_err(loader_error)?;
+        let client = ctx.request().load::<ById<Client>>(id).await?;
         Ok(client.map(ClientNode))
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ProjectNode>> {
         let Some(id) = self.row.project_id else {
             return Ok(None);
         };
-        let project = ctx.request().projects.load_one(id).await.map_err(loader_error)?;
+        let project = ctx.request().load::<ById<Project>>(id).await?;
         Ok(project.map(ProjectNode))
     }
     /// Null when grouping by task: the entries without a task.
@@ -322,7 +310,7 @@ impl ReportRowNode {
         let Some(id) = self.row.task_id else {
             return Ok(None);
         };
-        let task = ctx.request().tasks.load_one(id).await.map_err(loader_error)?;
+        let task = ctx.request().load::<ById<Task>>(id).await?;
         Ok(task.map(TaskNode))
     }
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
@@ -414,7 +402,7 @@ impl TimeQuery {
         filter: Option<TimeEntryFilterInput>,
     ) -> async_graphql::Result<EntryPage> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let page = PageArgs::parse(first, None)?;
         let after = after
             .map(|c| {
@@ -427,10 +415,10 @@ impl TimeQuery {
         let filter = EntryFilter {
             from: f.from,
             to: f.to,
-            user_ids: actor.narrow(ids("filter.userIds", f.user_ids, "User")?),
-            client_ids: ids("filter.clientIds", f.client_ids, "Client")?,
-            project_ids: ids("filter.projectIds", f.project_ids, "Project")?,
-            task_ids: ids("filter.taskIds", f.task_ids, "Task")?,
+            user_ids: actor.narrow(ids("filter.userIds", f.user_ids, NodeType::User)?),
+            client_ids: ids("filter.clientIds", f.client_ids, NodeType::Client)?,
+            project_ids: ids("filter.projectIds", f.project_ids, NodeType::Project)?,
+            task_ids: ids("filter.taskIds", f.task_ids, NodeType::Task)?,
             billable: f.billable,
             statuses: f.statuses,
             running: f.running,
@@ -451,7 +439,7 @@ impl TimeQuery {
             || look.field("nodes").field("user").exists()
         {
             let visible = rows.iter().map(|(e, ..)| e.user_id).filter(|u| actor.may_see(*u));
-            Some(load_all(&req.users, visible).await?)
+            Some(load_all(&req.loader::<ById<User>>(), visible).await?)
         } else {
             None
         };
@@ -466,14 +454,14 @@ impl TimeQuery {
     }
 
     async fn time_entry(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TimeEntryNode>> {
-        let id = expect_global_id("id", &id, "TimeEntry")?;
+        let id = expect_global_id("id", &id, NodeType::TimeEntry)?;
         Ok(TimeEntryNode::visible(ctx, id).await?)
     }
 
     /// The signed-in user's running timer, if any.
     async fn running_timer(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TimeEntryNode>> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
         Ok(entries::running_timer(&mut conn, actor.user_id)
             .await?
@@ -489,7 +477,7 @@ impl TimeQuery {
         filter: Option<TimesheetFilterInput>,
     ) -> async_graphql::Result<SheetPage> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let page = PageArgs::parse(first, after)?;
         let f = filter.unwrap_or_default();
         let filter = TimesheetFilter {
@@ -506,7 +494,7 @@ impl TimeQuery {
     }
 
     async fn timesheet(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<TimesheetNode>> {
-        let id = expect_global_id("id", &id, "Timesheet")?;
+        let id = expect_global_id("id", &id, NodeType::Timesheet)?;
         Ok(TimesheetNode::visible(ctx, id).await?)
     }
 
@@ -521,7 +509,7 @@ impl TimeQuery {
         filter: Option<ReportFilterInput>,
     ) -> async_graphql::Result<BillableHoursReport> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let filter = filter.unwrap_or_default().into_filter(actor)?;
         let request = ReportRequest::new(from, to, group_by, filter)?;
         let settings = req.settings().await?;
@@ -557,9 +545,9 @@ impl TimeQuery {
         user_ids: Option<Vec<ID>>,
     ) -> async_graphql::Result<UtilizationReport> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         ReportRequest::new(from, to, Vec::new(), ReportFilter::default())?;
-        let users = actor.narrow(ids("userIds", user_ids, "User")?);
+        let users = actor.narrow(ids("userIds", user_ids, NodeType::User)?);
         let settings = req.settings().await?;
         let per_day = settings.billable_hours_in_working_day;
         let (working_days, rows, leave) = {
@@ -569,7 +557,7 @@ impl TimeQuery {
             let leave = crate::leave::approved_days(&mut conn, &calendar, from, to).await?;
             (calendar.days_between(from, to), rows, leave)
         };
-        prefetch(&req.users, rows.iter().map(|r| r.user_id)).await?;
+        prefetch(&req.loader::<ById<User>>(), rows.iter().map(|r| r.user_id)).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let billable = Decimal::from(row.billable_minutes) / Decimal::from(60);
@@ -605,14 +593,14 @@ impl TimeMutation {
         input: CreateTimeEntryInput,
     ) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let settings = req.settings().await?;
         let new = NewEntry {
             user_id: entry_user(actor, input.user_id.as_ref())?,
-            project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
+            project_id: expect_global_id("input.projectId", &input.project_id, NodeType::Project)?,
             task_id: input
                 .task_id
-                .map(|id| expect_global_id("input.taskId", &id, "Task"))
+                .map(|id| expect_global_id("input.taskId", &id, NodeType::Task))
                 .transpose()?,
             date: input.date,
             started_at: input.started_at,
@@ -637,18 +625,20 @@ impl TimeMutation {
         input: UpdateTimeEntryInput,
     ) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let id = expect_global_id("id", &id, "TimeEntry")?;
+        let actor = &req.actor().await?;
+        let id = expect_global_id("id", &id, NodeType::TimeEntry)?;
         let settings = req.settings().await?;
         let changes = EntryChanges {
             project_id: input
                 .project_id
-                .map(|id| expect_global_id("input.projectId", &id, "Project"))
+                .map(|id| expect_global_id("input.projectId", &id, NodeType::Project))
                 .transpose()?,
             task_id: match input.task_id {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(id) => Some(Some(expect_global_id("input.taskId", &id, "Task")?)),
+                MaybeUndefined::Value(id) => {
+                    Some(Some(expect_global_id("input.taskId", &id, NodeType::Task)?))
+                }
             },
             date: input.date,
             started_at: input.started_at,
@@ -670,8 +660,8 @@ impl TimeMutation {
     /// Deletes a draft entry (members: their own); returns its id.
     async fn delete_time_entry(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<ID> {
         let req = ctx.request();
-        let actor = req.actor().await?;
-        let row_id = expect_global_id("id", &id, "TimeEntry")?;
+        let actor = &req.actor().await?;
+        let row_id = expect_global_id("id", &id, NodeType::TimeEntry)?;
         req.db
             .in_savepoint(async |conn| {
                 let entry = entries::load_for_change(conn, actor, row_id).await?;
@@ -688,14 +678,14 @@ impl TimeMutation {
         input: StartTimerInput,
     ) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let settings = req.settings().await?;
         let timer = NewTimer {
             user_id: actor.user_id,
-            project_id: expect_global_id("input.projectId", &input.project_id, "Project")?,
+            project_id: expect_global_id("input.projectId", &input.project_id, NodeType::Project)?,
             task_id: input
                 .task_id
-                .map(|id| expect_global_id("input.taskId", &id, "Task"))
+                .map(|id| expect_global_id("input.taskId", &id, NodeType::Task))
                 .transpose()?,
             notes: input.notes,
             billable: input.billable,
@@ -710,7 +700,7 @@ impl TimeMutation {
     /// Stops the signed-in user's timer, its length rounded up to the capture interval.
     async fn stop_timer(&self, ctx: &Context<'_>) -> async_graphql::Result<TimeEntryNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let settings = req.settings().await?;
         let value = req
             .db
@@ -726,7 +716,7 @@ impl TimeMutation {
         week_start: NaiveDate,
     ) -> async_graphql::Result<TimesheetNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         let settings = req.settings().await?;
         let value = req
             .db
@@ -739,9 +729,9 @@ impl TimeMutation {
     /// entries are locked.
     async fn approve_timesheet(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<TimesheetNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         actor.require(MANAGERS, "only managers and admins decide timesheets")?;
-        let id = expect_global_id("id", &id, "Timesheet")?;
+        let id = expect_global_id("id", &id, NodeType::Timesheet)?;
         let value = req
             .db
             .in_savepoint(async |conn| timesheets::approve(conn, req.db.tenant().id, actor, id).await)
@@ -757,9 +747,9 @@ impl TimeMutation {
         reason: String,
     ) -> async_graphql::Result<TimesheetNode> {
         let req = ctx.request();
-        let actor = req.actor().await?;
+        let actor = &req.actor().await?;
         actor.require(MANAGERS, "only managers and admins decide timesheets")?;
-        let id = expect_global_id("id", &id, "Timesheet")?;
+        let id = expect_global_id("id", &id, NodeType::Timesheet)?;
         let value = req
             .db
             .in_savepoint(async |conn| timesheets::reject(conn, req.db.tenant().id, actor, id, &reason).await)

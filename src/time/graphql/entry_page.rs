@@ -13,14 +13,15 @@ use async_graphql::registry::Registry;
 use async_graphql::{ContextSelectionSet, OutputType, Positioned, ServerResult, Value};
 use chrono::NaiveDate;
 
-use super::entries::EntryRow;
-use super::graphql::{ProjectNode, TaskNode};
-use super::graphql_entries::TimeEntryNode;
-use super::reports;
+use super::catalog::{ProjectNode, TaskNode};
+use super::entries::TimeEntryNode;
 use crate::auth::graphql::UserNode;
 use crate::auth::users::User;
-use crate::graphql::direct::{self, Json};
-use crate::graphql::{RequestContext, feed};
+use crate::graphql::support::direct::{self, Json};
+use crate::graphql::support::{ById, NodeType, PageStats, RequestContext, feed};
+use crate::time::catalog::{Client, Project, Task};
+use crate::time::entries::EntryRow;
+use crate::time::reports;
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
 type EntryConnection = Connection<Cursor, TimeEntryNode, EmptyFields, EmptyFields>;
@@ -97,46 +98,54 @@ impl EntryPage {
         out: &mut Json,
     ) -> Option<()> {
         let (entry, project, client, task) = row;
-        direct::object(ctx, &field.selection_set.node, "TimeEntry", out, |f, out| {
-            let set = &f.selection_set.node;
-            match direct::name(f) {
-                "id" => out.id("TimeEntry", entry.id),
-                "user" => match self.users.as_ref()?.get(&entry.user_id) {
-                    Some(user) => direct::object(ctx, set, "User", out, |u, out| {
-                        UserNode::direct_field(user, u, out)
+        direct::object(
+            ctx,
+            &field.selection_set.node,
+            NodeType::TimeEntry.name(),
+            out,
+            |f, out| {
+                let set = &f.selection_set.node;
+                match direct::name(f) {
+                    "id" => out.id(NodeType::TimeEntry, entry.id),
+                    "user" => match self.users.as_ref()?.get(&entry.user_id) {
+                        Some(user) => direct::object(ctx, set, NodeType::User.name(), out, |u, out| {
+                            UserNode::direct_field(user, u, out)
+                        })?,
+                        None => out.null(),
+                    },
+                    "project" => direct::object(ctx, set, NodeType::Project.name(), out, |p, out| {
+                        ProjectNode::direct_field(ctx, project, client, p, out)
                     })?,
-                    None => out.null(),
-                },
-                "project" => direct::object(ctx, set, "Project", out, |p, out| {
-                    ProjectNode::direct_field(ctx, project, client, p, out)
-                })?,
-                "task" => match task {
-                    Some(task) => direct::object(ctx, set, "Task", out, |t, out| {
-                        TaskNode::direct_field(ctx, task, project, client, t, out)
-                    })?,
-                    None => out.null(),
-                },
-                "date" => out.date(&entry.work_date),
-                "startedAt" => out.nullable(entry.started_at.as_ref()),
-                "endedAt" => out.nullable(entry.ended_at.as_ref()),
-                "minutes" => match entry.minutes {
-                    Some(minutes) => out.int(minutes.into()),
-                    None => out.null(),
-                },
-                "hours" => out.nullable_decimal(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref()),
-                "running" => out.bool(entry.running()),
-                "notes" => out.str(&entry.notes),
-                "billable" => out.bool(entry.billable),
-                "rate" => out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
-                "amount" => out.nullable_decimal(entry.amount(self.minor_units).as_ref()),
-                "status" => out.enumeration(&entry.status()),
-                "externalRef" => out.nullable_str(entry.external_ref.as_deref()),
-                "createdAt" => out.scalar(&entry.created_at),
-                "updatedAt" => out.scalar(&entry.updated_at),
-                _ => return None,
-            }
-            Some(())
-        })
+                    "task" => match task {
+                        Some(task) => direct::object(ctx, set, NodeType::Task.name(), out, |t, out| {
+                            TaskNode::direct_field(ctx, task, project, client, t, out)
+                        })?,
+                        None => out.null(),
+                    },
+                    "date" => out.date(&entry.work_date),
+                    "startedAt" => out.nullable(entry.started_at.as_ref()),
+                    "endedAt" => out.nullable(entry.ended_at.as_ref()),
+                    "minutes" => match entry.minutes {
+                        Some(minutes) => out.int(minutes.into()),
+                        None => out.null(),
+                    },
+                    "hours" => {
+                        out.nullable_decimal(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref())
+                    }
+                    "running" => out.bool(entry.running()),
+                    "notes" => out.str(&entry.notes),
+                    "billable" => out.bool(entry.billable),
+                    "rate" => out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
+                    "amount" => out.nullable_decimal(entry.amount(self.minor_units).as_ref()),
+                    "status" => out.enumeration(&entry.status()),
+                    "externalRef" => out.nullable_str(entry.external_ref.as_deref()),
+                    "createdAt" => out.scalar(&entry.created_at),
+                    "updatedAt" => out.scalar(&entry.updated_at),
+                    _ => return None,
+                }
+                Some(())
+            },
+        )
     }
 }
 
@@ -152,18 +161,24 @@ impl OutputType for EntryPage {
     async fn resolve(&self, ctx: &ContextSelectionSet<'_>, field: &Positioned<Field>) -> ServerResult<Value> {
         let req = ctx.data_unchecked::<RequestContext>();
         if let Some(json) = self.direct(ctx) {
-            req.services.pages.entries_direct.fetch_add(1, Ordering::Relaxed);
+            req.services
+                .get::<PageStats>()
+                .entries_direct
+                .fetch_add(1, Ordering::Relaxed);
             return Ok(json.into_value());
         }
-        req.services.pages.entries_general.fetch_add(1, Ordering::Relaxed);
+        req.services
+            .get::<PageStats>()
+            .entries_general
+            .fetch_add(1, Ordering::Relaxed);
         // The resolvers find the page's relations in the request's loaders.
-        req.projects
+        req.loader::<ById<Project>>()
             .feed_many(self.rows.iter().map(|(_, p, _, _)| (p.id, p.clone())))
             .await;
-        req.clients
+        req.loader::<ById<Client>>()
             .feed_many(self.rows.iter().map(|(_, _, c, _)| (c.id, c.clone())))
             .await;
-        req.tasks
+        req.loader::<ById<Task>>()
             .feed_many(
                 self.rows
                     .iter()
@@ -172,7 +187,7 @@ impl OutputType for EntryPage {
             )
             .await;
         if let Some(users) = &self.users {
-            feed(&req.users, users).await;
+            feed(&req.loader::<ById<User>>(), users).await;
         }
         let mut connection = EntryConnection::new(self.has_previous_page, self.has_next_page);
         connection.edges.extend(

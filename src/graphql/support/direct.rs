@@ -152,8 +152,8 @@ impl Json {
     }
 
     /// A node's global id.
-    pub fn id(&mut self, type_name: &str, id: i64) {
-        self.scalar::<ID>(&super::global_id(type_name, id));
+    pub fn id(&mut self, node_type: super::NodeType, id: i64) {
+        self.scalar::<ID>(&super::global_id(node_type, id));
     }
 }
 

@@ -1,0 +1,76 @@
+//! `serve` and `worker`: the service, and its background worker, until a signal stops them.
+
+use super::Failure;
+use crate::app::App;
+use crate::config::{BindConfig, DatabaseConfig, ServiceConfig};
+use crate::jobs::worker::{Shutdown, WorkerConfig};
+use crate::mail::MailConfig;
+use crate::tenancy;
+
+pub(super) async fn serve(
+    db: DatabaseConfig,
+    service: ServiceConfig,
+    bind: BindConfig,
+    worker: Option<(MailConfig, WorkerConfig)>,
+) -> Result<(), Failure> {
+    let pool = tenancy::build_pool(&db)?;
+    let app = App::new(pool, service, db.url.clone())?;
+    let listener = tokio::net::TcpListener::bind(bind.bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", bind.bind))?;
+    let (stop_worker, worker) = match worker {
+        Some((mail, config)) => {
+            let (shutdown, rx) = Shutdown::new();
+            let handle = app.standard_worker(&db, &mail, config)?.spawn(rx);
+            (Some(shutdown), Some(handle))
+        }
+        None => (None, None),
+    };
+    tracing::info!(addr = %bind.bind, worker = worker.is_some(), "serving GraphQL at /graphql");
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(anyhow::Error::from)?;
+    if let (Some(stop), Some(handle)) = (stop_worker, worker) {
+        stop.trigger();
+        let _ = handle.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+pub(super) async fn work(
+    db: DatabaseConfig,
+    service: ServiceConfig,
+    mail: MailConfig,
+    config: WorkerConfig,
+) -> Result<(), Failure> {
+    let pool = tenancy::build_pool(&DatabaseConfig::new(db.url.expose(), 2))?;
+    let app = App::new(pool, service, db.url.clone())?;
+    let (shutdown, rx) = Shutdown::new();
+    let handle = app.standard_worker(&db, &mail, config)?.spawn(rx);
+    shutdown_signal().await;
+    shutdown.trigger();
+    let _ = handle.await;
+    Ok(())
+}
+
+pub(super) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

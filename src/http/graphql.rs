@@ -1,0 +1,209 @@
+//! `/graphql` (GET and POST, per GraphQL over HTTP) and `/graphiql`.
+
+use std::sync::Arc;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql_axum::rejection::GraphQLRejection;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppState, bearer, error_response, request_error};
+use crate::error::AppError;
+use crate::graphql::support::RequestContext;
+use crate::tenancy::{Access, TenantDb};
+
+/// GraphQL documents already parsed, by their text. Clients send the same few queries over
+/// and over; each is parsed once, and later requests start from a copy of the parse. A
+/// document is the query's text made into a tree: it holds no tenant's data, so one cache
+/// serves every tenant. Validation still runs on every request.
+pub struct Documents {
+    parsed: moka::sync::Cache<String, Arc<ExecutableDocument>>,
+}
+
+impl Default for Documents {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Documents {
+    /// Texts longer than this are parsed each time rather than kept.
+    const MAX_TEXT: usize = 16 * 1024;
+
+    pub fn new() -> Self {
+        Self {
+            // Weighed by text length; a parsed tree takes several times its text.
+            parsed: moka::sync::Cache::builder()
+                .weigher(|text: &String, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .max_capacity(1024 * 1024)
+                .build(),
+        }
+    }
+
+    /// Gives `request` its parsed document: a copy of the one kept for its text, else a fresh
+    /// parse, then kept. A text that does not parse is left for execution to report; one
+    /// too long to keep, for the parse that `operation_access` makes anyway.
+    fn prepare(&self, request: &mut async_graphql::Request) {
+        if let Some(document) = self.parsed.get(request.query.as_str()) {
+            request.set_parsed_query(ExecutableDocument::clone(&document));
+            return;
+        }
+        if request.query.len() > Self::MAX_TEXT {
+            return;
+        }
+        let text = request.query.clone();
+        if let Ok(document) = request.parsed_query() {
+            self.parsed.insert(text, Arc::new(document.clone()));
+        }
+    }
+}
+
+pub(super) async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+pub(super) async fn post(State(state): State<AppState>, request: Request) -> Response {
+    // Read the body under the limit first, so an oversized one is a 413 however it is sent
+    // (with a length or chunked). Multipart requests (file uploads, per the GraphQL
+    // multipart request spec) may carry files besides the operation.
+    let (parts, body) = request.into_parts();
+    let multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
+    let config = &state.services.config;
+    let limit = if multipart {
+        config.max_upload_body_bytes()
+    } else {
+        config.max_body_bytes
+    };
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            let message = format!("the body exceeds {limit} bytes");
+            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
+        }
+    };
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let headers = request.headers().clone();
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(req) => execute(&state, &headers, req.into_inner(), Method::POST).await,
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// The parameters of a GET request that the GraphQL extractor reads under another name.
+#[derive(serde::Deserialize)]
+struct GetParams {
+    #[serde(rename = "operationName")]
+    operation_name: Option<String>,
+}
+
+pub(super) async fn get(State(state): State<AppState>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    // GraphQL over HTTP names the operation `operationName` in the URL too; the extractor
+    // only reads `operation_name`.
+    let operation = axum::extract::Query::<GetParams>::try_from_uri(request.uri())
+        .ok()
+        .and_then(|q| q.0.operation_name);
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(req) => {
+            let mut req = req.into_inner();
+            if req.operation_name.is_none() {
+                req.operation_name = operation;
+            }
+            execute(&state, &headers, req, Method::GET).await
+        }
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// Whether the operation the request selects is a mutation (and so may write). The parsed
+/// document stays in the request, so execution does not parse it again.
+fn operation_access(request: &mut async_graphql::Request) -> Access {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return Access::ReadOnly;
+    };
+    let ty = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    if ty == Some(OperationType::Mutation) {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    }
+}
+
+async fn execute(
+    state: &AppState,
+    headers: &HeaderMap,
+    mut request: async_graphql::Request,
+    method: Method,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let tenant = match state.resolver.resolve(host).await {
+        Ok(tenant) => tenant,
+        Err(e) => return error_response(StatusCode::OK, e),
+    };
+    tracing::Span::current().record("tenant", tenant.schema.as_str());
+    state.documents.prepare(&mut request);
+    let access = operation_access(&mut request);
+    if method == Method::GET && access == Access::ReadWrite {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            AppError::bad_input("query", "mutations are sent with POST"),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, "POST".parse().expect("static header"));
+        return response;
+    }
+    let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, access));
+    let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers));
+    let mut response = state.schema.execute(request.data(context)).await;
+    tracing::Span::current().record("statements", db.statements());
+    if access == Access::ReadOnly {
+        // A read-only unit has read all it will, from one snapshot: its answer stands
+        // whatever its COMMIT says. The COMMIT, which hands the connection back to the
+        // pool, goes on while the answer is sent.
+        tokio::spawn(async move {
+            if let Err(e) = db.commit().await {
+                tracing::warn!(error = ?e, "ending a read-only unit failed");
+            }
+        });
+    } else if let Err(e) = db.commit().await {
+        // Each mutation already kept or undid its own savepoint; what is left is committed.
+        response = request_error(e);
+    }
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", "GRAPHQL_VALIDATION_FAILED");
+        }
+    }
+    GraphQLResponse::from(response).into_response()
+}

@@ -1,0 +1,153 @@
+//! The HTTP surface, one file per kind of route: [`graphql`] (`/graphql` per GraphQL over
+//! HTTP, `/graphiql`), [`downloads`] (stored files, invoice PDFs), [`reports`] (the
+//! billable-hours CSV) and [`metrics`]; `/healthz` and `/readyz` here.
+//!
+//! A request's tenant comes from its `Host` header, its actor from its Bearer token; the
+//! domains below never see either header.
+
+mod downloads;
+mod graphql;
+mod metrics;
+mod reports;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_graphql::ServerError;
+use async_graphql_axum::GraphQLResponse;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use diesel_async::SimpleAsyncConnection;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::tokens::JwtKeys;
+use crate::auth::{self, ActorCache};
+use crate::error::AppError;
+use crate::graphql::AppSchema;
+use crate::jobs::worker::WorkerStats;
+use crate::services::Services;
+use crate::tenancy::{Access, DbPool, TenantDb, TenantResolver};
+
+pub use graphql::Documents;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What the router's handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub pool: DbPool,
+    pub resolver: Arc<TenantResolver>,
+    pub services: Arc<Services>,
+    /// Counters of a worker running in this process, for `/metrics`.
+    pub worker_stats: Arc<WorkerStats>,
+    pub documents: Arc<Documents>,
+}
+
+pub fn router(state: AppState) -> Router {
+    // The handlers hold each kind of body to its own limit; this is the outer bound.
+    let max_body = state.services.config.max_upload_body_bytes();
+    let mut router = Router::new()
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/reports/billable-hours.csv", get(reports::billable_hours_csv))
+        .route("/files/{id}", get(downloads::file))
+        .route("/invoices/{file}", get(downloads::invoice_pdf))
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    if state.services.config.graphiql {
+        router = router.route("/graphiql", get(graphql::graphiql));
+    }
+    router
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let request_id = req
+                .headers()
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %request_id,
+                tenant = tracing::field::Empty,
+                statements = tracing::field::Empty,
+            )
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let check = async {
+        let mut conn = state.pool.get().await.ok()?;
+        conn.batch_execute("SELECT 1").await.ok()
+    };
+    match tokio::time::timeout(Duration::from_secs(2), check).await {
+        Ok(Some(())) => (StatusCode::OK, "ready").into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response(),
+    }
+}
+
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+/// An error about the request as a whole: no location, no path.
+pub(crate) fn request_error(error: AppError) -> async_graphql::Response {
+    let error: async_graphql::Error = error.into();
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    async_graphql::Response::from_errors(vec![server_error])
+}
+
+pub(crate) fn error_response(status: StatusCode, error: AppError) -> Response {
+    (status, GraphQLResponse::from(request_error(error))).into_response()
+}
+
+pub(crate) fn status_of(error: &AppError) -> StatusCode {
+    match error {
+        AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound { .. } | AppError::TenantNotFound => StatusCode::NOT_FOUND,
+        AppError::BadUserInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::TenantSuspended => StatusCode::FORBIDDEN,
+        AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// For the plain HTTP routes: the tenant of the Host header, a read-only unit of work in
+/// it, and the actor of the Bearer token.
+pub(crate) async fn read_unit(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<TenantDb>, auth::Actor), AppError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let tenant = state.resolver.resolve(host).await?;
+    tracing::Span::current().record("tenant", tenant.schema.as_str());
+    let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly));
+    let actor = auth::authenticate(
+        &db,
+        state.services.get::<JwtKeys>(),
+        state.services.get::<ActorCache>(),
+        bearer(headers).as_deref(),
+    )
+    .await?;
+    Ok((db, actor))
+}
