@@ -4,29 +4,22 @@
 //!   HTTP on loopback, against the same rows selected in bare SQL on one connection;
 //! - the PDF of a 500-line invoice (`GET /invoices/{id}.pdf`).
 //!
-//! Run with `scripts/bench-billing.sh`, or by hand with `BENCH_DATABASE_URL` pointing at an
+//! Run with `scripts/bench.sh billing`, or by hand with `BENCH_DATABASE_URL` pointing at an
 //! empty database: `cargo bench --bench billing`. `BENCH_RUNS` (default 7).
+
+mod common;
 
 use std::time::Instant;
 
+use common::{JWT_SECRET, PASSWORD, database_url, env_or, median, prepare, runtime, tenant};
 use crowdminder::app::App;
-use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::graphql::support::{NodeType, global_id};
 use crowdminder::tenancy;
-use crowdminder::tenancy::migrations;
-use crowdminder::tenancy::registry::NewTenant;
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
 const HOST: &str = "bill.bench.localhost";
-const PASSWORD: &str = "bench-admin-password";
-
-fn median(mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
-}
 
 const FILL: &str = "
 INSERT INTO bill.users (email, name, role)
@@ -62,30 +55,12 @@ WHERE p.client_id = 1 AND te.status = 'APPROVED' AND te.billable AND te.minutes 
 ORDER BY te.work_date, te.id";
 
 fn main() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let url = database_url();
+    let runs: usize = env_or("BENCH_RUNS", 7);
+    let rt = runtime();
     rt.block_on(async move {
-        let mut conn = tenancy::connect(&url).await.unwrap();
-        migrations::migrate_public(&mut conn).await.unwrap();
-        create_tenant(
-            &mut conn,
-            &NewTenant::parse("bill", "Bench Consulting", HOST).unwrap(),
-            FirstAdmin {
-                email: "admin@bill.example".into(),
-                name: "Admin".into(),
-                password: Secret::new(PASSWORD),
-            },
-        )
-        .await
-        .unwrap();
+        let mut conn = prepare(&url).await;
+        tenant(&mut conn, "bill", "Bench Consulting", HOST, "admin@bill.example").await;
         conn.batch_execute(FILL).await.unwrap();
         conn.batch_execute("SET search_path = bill").await.unwrap();
         println!("== one tenant; a client with 10,000 approved billable entries in October, another with 500");

@@ -2,41 +2,27 @@
 //! of 8 concurrent jobs, and the delay from a job's commit to its start when a worker waits
 //! on LISTEN/NOTIFY.
 //!
-//! Run with `scripts/bench-jobs.sh` (a private PostgreSQL), or by hand with
+//! Run with `scripts/bench.sh jobs` (a private PostgreSQL), or by hand with
 //! `BENCH_DATABASE_URL` pointing at an empty database: `cargo bench --bench jobs`.
 //! `BENCH_TENANTS` (default 100), `BENCH_JOBS` (default 5000) and `BENCH_LATENCY_JOBS`
 //! (default 500) adjust the run.
+
+mod common;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{JWT_SECRET, database_url, env_or, percentile, prepare, runtime, tenant};
 use crowdminder::app::App;
-use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::jobs::registry::{JobContext, Registry};
 use crowdminder::jobs::worker::{Shutdown, Worker, WorkerConfig};
 use crowdminder::jobs::{self, NewJob};
 use crowdminder::mail::MailConfig;
 use crowdminder::tenancy;
-use crowdminder::tenancy::migrations;
-use crowdminder::tenancy::registry::NewTenant;
 use diesel::sql_types::{BigInt, Integer};
 use diesel_async::{AsyncConnection, RunQueryDsl};
-
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn worker(url: &str, state: &App, registry: Registry, concurrency: usize) -> Worker {
     let pool = tenancy::build_pool(&DatabaseConfig::new(url, concurrency + 2)).unwrap();
@@ -66,30 +52,16 @@ async fn queue_len(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
 }
 
 fn main() {
-    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
+    let url = database_url();
     let tenants: usize = env_or("BENCH_TENANTS", 100);
     let job_count: i32 = env_or("BENCH_JOBS", 5000);
     let latency_jobs: usize = env_or("BENCH_LATENCY_JOBS", 500);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async move {
-        let mut conn = tenancy::connect(&url).await.unwrap();
-        migrations::migrate_public(&mut conn).await.unwrap();
+        let mut conn = prepare(&url).await;
         for i in 0..tenants {
             let schema = format!("j{i:03}");
-            create_tenant(
-                &mut conn,
-                &NewTenant::parse(&schema, &schema, &format!("{schema}.jobs.localhost")).unwrap(),
-                FirstAdmin {
-                    email: "admin@bench.example".into(),
-                    name: String::new(),
-                    password: Secret::new("bench-admin-password"),
-                },
-            )
-            .await
-            .unwrap();
+            tenant(&mut conn, &schema, &schema, &format!("{schema}.jobs.localhost"), "admin@bench.example").await;
         }
         println!("== {tenants} tenants");
         let pool = tenancy::build_pool(&DatabaseConfig::new(url.clone(), 2)).unwrap();

@@ -4,30 +4,24 @@
 //! - SQL statements per request (run in-process, counted by the request's unit);
 //! - time through HTTP on loopback (the optimised service in this process), median of runs.
 //!
-//! Run with `scripts/bench-leave.sh`, or by hand with `BENCH_DATABASE_URL` pointing at an
+//! Run with `scripts/bench.sh leave`, or by hand with `BENCH_DATABASE_URL` pointing at an
 //! empty database: `cargo bench --bench leave`. `BENCH_RUNS` (default 30).
+
+mod common;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::{JWT_SECRET, PASSWORD, database_url, env_or, median, prepare, runtime, tenant};
 use crowdminder::app::App;
-use crowdminder::app::{FirstAdmin, create_tenant};
 use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
 use crowdminder::graphql::support::{NodeType, RequestContext, global_id};
 use crowdminder::tenancy;
-use crowdminder::tenancy::registry::NewTenant;
-use crowdminder::tenancy::{Access, TenantDb, migrations};
+use crowdminder::tenancy::{Access, TenantDb};
 use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
 const HOST: &str = "team.bench.localhost";
-const PASSWORD: &str = "bench-admin-password";
-
-fn median(mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
-}
 
 fn p95(mut ms: Vec<f64>) -> f64 {
     ms.sort_by(f64::total_cmp);
@@ -70,31 +64,12 @@ fn query(ids: &[String]) -> String {
 }
 
 fn main() {
-    // reqwest is built without a default TLS provider in this project: use ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let url = database_url();
+    let runs: usize = env_or("BENCH_RUNS", 30);
+    let rt = runtime();
     rt.block_on(async move {
-        let mut conn = tenancy::connect(&url).await.unwrap();
-        migrations::migrate_public(&mut conn).await.unwrap();
-        let tenant = create_tenant(
-            &mut conn,
-            &NewTenant::parse("team", "Team Consulting", HOST).unwrap(),
-            FirstAdmin {
-                email: "admin@team.example".into(),
-                name: "Admin".into(),
-                password: Secret::new(PASSWORD),
-            },
-        )
-        .await
-        .unwrap();
+        let mut conn = prepare(&url).await;
+        let tenant = tenant(&mut conn, "team", "Team Consulting", HOST, "admin@team.example").await;
         conn.batch_execute(FILL).await.unwrap();
 
         #[derive(diesel::QueryableByName)]

@@ -1,6 +1,6 @@
 //! Tenancy at scale: what 1,000 tenants cost.
 //!
-//! Run with `scripts/bench-tenancy.sh` (it builds the release binary, starts a private
+//! Run with `scripts/bench.sh tenancy` (it builds the release binary, starts a private
 //! PostgreSQL and installs wrk), or by hand with `BENCH_DATABASE_URL` pointing at an empty
 //! database: `cargo bench --bench tenancy`. `BENCH_TENANTS` (default 1000),
 //! `BENCH_SECONDS` (each wrk run, default 10), `BENCH_PAIRS` (default 6) and
@@ -15,42 +15,21 @@
 //!   server's CPU time per request, which load on other tenants of the host disturbs less;
 //! - the server's resident memory after that load.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crowdminder::app::{FirstAdmin, create_tenant};
+use common::{JWT_SECRET, PASSWORD, binary, database_url, env_or, median, percentile, tenant};
 use crowdminder::auth::tokens::JwtKeys;
-use crowdminder::config::{Secret, ServiceConfig};
+use crowdminder::config::ServiceConfig;
 use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
-use crowdminder::tenancy::registry::NewTenant;
 
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
 const PORT: u16 = 18_181;
 const QUERY: &str = r#"{"query":"{ tenantSettings { timeZone timecaptureIntervalMinutes billableHoursInWorkingDay currency siteUrl } }"}"#;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/crowdminder");
-    assert!(
-        path.exists(),
-        "build the release binary first: cargo build --release"
-    );
-    path
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
-}
 
 fn summary(label: &str, mut ms: Vec<f64>) {
     ms.sort_by(f64::total_cmp);
@@ -68,7 +47,7 @@ fn host(i: usize) -> String {
 }
 
 fn main() {
-    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
+    let url = database_url();
     let tenants: usize = env_or("BENCH_TENANTS", 1000);
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let bin = binary();
@@ -83,7 +62,7 @@ fn main() {
         let out = Command::new(&bin)
             .args(args)
             .env("DATABASE_URL", &url)
-            .env("CROWDMINDER_ADMIN_PASSWORD", "bench-admin-password")
+            .env("CROWDMINDER_ADMIN_PASSWORD", PASSWORD)
             .env("RUST_LOG", "warn")
             .output()
             .unwrap();
@@ -133,17 +112,7 @@ fn main() {
                     }
                     let schema = format!("t{i:04}");
                     let started = Instant::now();
-                    create_tenant(
-                        &mut conn,
-                        &NewTenant::parse(&schema, &schema, &host(i)).unwrap(),
-                        FirstAdmin {
-                            email: "admin@bench.example".into(),
-                            name: String::new(),
-                            password: Secret::new("bench-admin-password"),
-                        },
-                    )
-                    .await
-                    .unwrap();
+                    tenant(&mut conn, &schema, &schema, &host(i), "admin@bench.example").await;
                     times.push(started.elapsed().as_secs_f64() * 1000.0);
                 }
             }));
@@ -289,16 +258,6 @@ struct Run {
     rps: f64,
     /// Server CPU time (user + system) per request, in microseconds.
     cpu_us: f64,
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
 }
 
 /// CPU time a process has used, in clock ticks (utime + stime).

@@ -4,52 +4,26 @@
 //! - `billableHours` grouped by client and month over the year;
 //! - a 100-row page of `timeEntries` with project, client, task and user, mid-year.
 //!
-//! Run with `scripts/bench-time.sh`, or by hand with `BENCH_DATABASE_URL` pointing at an
+//! Run with `scripts/bench.sh time`, or by hand with `BENCH_DATABASE_URL` pointing at an
 //! empty database and the release binary built: `cargo bench --bench time`.
 //! `BENCH_ENTRIES` (default 1000000) and `BENCH_RUNS` (default 30) adjust the run.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use crowdminder::app::{FirstAdmin, create_tenant};
-use crowdminder::config::Secret;
+use common::{JWT_SECRET, PASSWORD, binary, database_url, env_or, median, prepare, runtime, tenant};
 use crowdminder::settings::TenantSettings;
-use crowdminder::tenancy;
-use crowdminder::tenancy::migrations;
-use crowdminder::tenancy::registry::NewTenant;
 use crowdminder::time::entries::{self, EntryFilter};
 use crowdminder::time::reports::{self, GroupBy, ReportFilter, ReportRequest};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::{Value, json};
 
-const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-42";
 const PORT: u16 = 18_182;
 const HOST: &str = "big.bench.localhost";
-const PASSWORD: &str = "bench-admin-password";
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn binary() -> PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release/crowdminder");
-    assert!(
-        path.exists(),
-        "build the release binary first: cargo build --release"
-    );
-    path
-}
-
-fn median(mut ms: Vec<f64>) -> f64 {
-    ms.sort_by(f64::total_cmp);
-    ms[ms.len() / 2]
-}
 
 fn start_server(url: &str) -> Child {
     Command::new(binary())
@@ -170,29 +144,13 @@ async fn fill(conn: &mut AsyncPgConnection, entries: i64) {
 }
 
 fn main() {
-    // reqwest is built without a default TLS provider in this project: use ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let url = std::env::var("BENCH_DATABASE_URL").expect("BENCH_DATABASE_URL: an empty database to fill");
+    let url = database_url();
     let entries: i64 = env_or("BENCH_ENTRIES", 1_000_000);
     let runs: usize = env_or("BENCH_RUNS", 30);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async move {
-        let mut conn = tenancy::connect(&url).await.unwrap();
-        migrations::migrate_public(&mut conn).await.unwrap();
-        create_tenant(
-            &mut conn,
-            &NewTenant::parse("big", "Big Consulting", HOST).unwrap(),
-            FirstAdmin {
-                email: "admin@big.example".into(),
-                name: "Admin".into(),
-                password: Secret::new(PASSWORD),
-            },
-        )
-        .await
-        .unwrap();
+        let mut conn = prepare(&url).await;
+        tenant(&mut conn, "big", "Big Consulting", HOST, "admin@big.example").await;
         let started = Instant::now();
         fill(&mut conn, entries).await;
         println!(

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The benchmarks, each against a fresh database on a private PostgreSQL (port 54331):
+#
+#   scripts/bench.sh tenancy   1,000 tenants: creation, no-op migrate, throughput on one
+#                              tenant against round-robin over all, server memory; then
+#                              pgbench of the same statements (installs wrk if missing)
+#                              BENCH_TENANTS=1000 BENCH_SECONDS=10 BENCH_PAIRS=6
+#   scripts/bench.sh jobs      no-op jobs over 100 tenants drained by 2 and 8 concurrent
+#                              jobs; commit-to-start delay through LISTEN/NOTIFY
+#                              BENCH_TENANTS=100 BENCH_JOBS=5000 BENCH_LATENCY_JOBS=500
+#   scripts/bench.sh time      one tenant with 1,000,000 entries: the billable-hours report
+#                              and a page of entries through the API against the same SQL
+#                              BENCH_ENTRIES=1000000 BENCH_RUNS=30
+#   scripts/bench.sh leave     teamLeaveBalances for 20 and 200 users x 5 leave types:
+#                              statements per request and time through HTTP
+#                              BENCH_RUNS=30
+#   scripts/bench.sh billing   createInvoice over 10,000 entries against the same rows in
+#                              bare SQL, and the PDF of a 500-line invoice
+#                              BENCH_RUNS=7
+set -euo pipefail
+cd "$(dirname "$0")/.."
+name=${1:-}
+case "$name" in
+  tenancy | jobs | time | leave | billing) ;;
+  *)
+    echo "usage: $0 tenancy | jobs | time | leave | billing" >&2
+    exit 2
+    ;;
+esac
+if [[ $name == tenancy ]]; then
+  command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+fi
+server=$(scripts/pg.sh start .data/postgres-bench 54331)
+database="${server%/postgres}/crowdminder_bench_$name"
+psql "$server" -qc "DROP DATABASE IF EXISTS crowdminder_bench_$name WITH (FORCE)" -c "CREATE DATABASE crowdminder_bench_$name"
+# These two time a server process of their own.
+if [[ $name == tenancy || $name == time ]]; then
+  cargo build --release --bin crowdminder
+fi
+BENCH_DATABASE_URL="$database" cargo bench --bench "$name"
+
+if [[ $name == tenancy ]]; then
+  # PostgreSQL alone: the statements of a request that reads its tenant's tables, always in
+  # one tenant against spread over 1,000 (8 clients, prepared statements; progress every
+  # 15 s, the spread's first interval includes warming each new backend's catalog caches).
+  pgbench=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | sort -V | tail -n 1)")/pgbench
+  for script in tenant_one tenant_spread; do
+    echo "== pgbench $script"
+    "$pgbench" -n -M prepared -c 8 -j 2 -T 45 -P 15 -f "benches/sql/$script.sql" "$database" 2>&1 \
+      | grep -E '^(progress|tps)'
+  done
+fi
