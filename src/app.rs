@@ -155,7 +155,9 @@ impl App {
         let mut worker_db = db.clone();
         worker_db.pool_size = config.concurrency.max(1) + 2;
         let pool = tenancy::build_pool(&worker_db)?;
-        self.worker(pool, jobs(), schedules(), mail, config)
+        let mut worker = self.worker(pool, jobs(), schedules(), mail, config)?;
+        worker.id = worker_id(0);
+        Ok(worker)
     }
 }
 

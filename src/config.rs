@@ -4,10 +4,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// A value that must never reach a log line or an error message.
 /// Most files one request may upload.
 pub const MAX_FILES_PER_REQUEST: usize = 5;
 
+/// A value that must never reach a log line or an error message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 

@@ -8,6 +8,13 @@ pub fn round(amount: Decimal, minor_units: u32) -> Decimal {
     amount.round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero)
 }
 
+/// `amount` as shown: rounded, with exactly `minor_units` decimals (38000.00, not 38000).
+pub fn shown(amount: Decimal, minor_units: u32) -> Decimal {
+    let mut shown = round(amount, minor_units);
+    shown.rescale(minor_units);
+    shown
+}
+
 /// The amount of `minutes` at an hourly `rate`, rounded once.
 pub fn time_amount(minutes: i64, rate: Decimal, minor_units: u32) -> Decimal {
     round(Decimal::from(minutes) * rate / Decimal::from(60), minor_units)
@@ -25,5 +32,7 @@ mod tests {
         // 7 minutes at 333.33 an hour: 38.8885 -> 38.89.
         assert_eq!(time_amount(7, Decimal::new(33333, 2), 2), Decimal::new(3889, 2));
         assert_eq!(time_amount(90, Decimal::from(1000), 0), Decimal::from(1500));
+        assert_eq!(shown(Decimal::from(38000), 2).to_string(), "38000.00");
+        assert_eq!(shown(Decimal::new(12345, 4), 2).to_string(), "1.23");
     }
 }

@@ -17,10 +17,10 @@ pub fn name(field: &str, raw: &str, max: usize) -> AppResult<String> {
     Ok(name.to_owned())
 }
 
-/// Notes trimmed, of at most [`MAX_NOTES`] characters (none is fine).
+/// Notes of at most [`MAX_NOTES`] characters as sent (none is fine), trimmed.
 pub fn notes(field: &str, raw: &str) -> AppResult<String> {
     let notes = raw.trim();
-    if notes.chars().count() > MAX_NOTES {
+    if raw.chars().count() > MAX_NOTES {
         return Err(AppError::bad_input(
             field,
             format!("notes have at most {MAX_NOTES} characters"),
@@ -44,6 +44,7 @@ mod tests {
         assert_eq!(notes("input.notes", " a note \n").unwrap(), "a note");
         assert_eq!(notes("input.notes", "").unwrap(), "");
         assert!(notes("input.notes", &"x".repeat(MAX_NOTES)).is_ok());
+        assert!(notes("input.notes", &format!("{} ", "x".repeat(MAX_NOTES))).is_err());
         let err = notes("input.notes", &"x".repeat(MAX_NOTES + 1)).unwrap_err();
         assert_eq!(err.message(), "notes have at most 5000 characters");
     }

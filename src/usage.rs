@@ -6,13 +6,13 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::db::schema::{time_entries, usage_snapshots, users};
 use crate::jobs::registry::{JobContext, JobKind};
 
 /// Records what the job's tenant uses on the day of its slot (today without one).
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 pub struct UsageSnapshot {
     /// The schedule's slot, RFC 3339, as the fan-out writes it.
     #[serde(default)]

@@ -245,10 +245,11 @@ impl AuthQuery {
             active: filter.active,
             search: filter.search,
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            users::page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                users::page(conn, &filter, keyset).await
+            })
+            .await?;
         Ok(page.connection(rows, |u| u.id, UserNode))
     }
 

@@ -33,23 +33,11 @@ pub enum Role {
     Member,
 }
 
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Admin => "ADMIN",
-            Self::Manager => "MANAGER",
-            Self::Member => "MEMBER",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "ADMIN" => Self::Admin,
-            "MANAGER" => Self::Manager,
-            _ => Self::Member,
-        }
-    }
-}
+crate::db::stored_as_text!(Role, default Member, {
+    Admin => "ADMIN",
+    Manager => "MANAGER",
+    Member => "MEMBER",
+});
 
 /// How the request proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::Role;
 use super::password;
 use crate::config::Secret;
-use crate::db::contains_pattern;
 use crate::db::functions::lower;
 use crate::db::schema::users;
+use crate::db::{Keyset, keyset_page};
+use crate::db::{contains_pattern, unique_conflict};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -100,12 +100,10 @@ pub async fn insert(conn: &mut AsyncPgConnection, user: &PreparedUser) -> AppRes
         .returning(User::as_returning())
         .get_result(conn)
         .await
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
-                Some(&user.email_field),
-                format!("a user with email {} already exists", user.email),
-            ),
-            other => other.into(),
+        .map_err(|e| {
+            unique_conflict(e, None, Some(&user.email_field), || {
+                format!("a user with email {} already exists", user.email)
+            })
         })
 }
 
@@ -131,20 +129,8 @@ pub struct UserFilter {
 }
 
 /// A page of users ordered by id, after `after_id`; one more than `limit` tells if more exist.
-pub async fn page(
-    conn: &mut AsyncPgConnection,
-    filter: &UserFilter,
-    after_id: Option<i64>,
-    limit: i64,
-) -> AppResult<Vec<User>> {
-    let mut query = users::table
-        .select(User::as_select())
-        .order(users::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after_id {
-        query = query.filter(users::id.gt(after));
-    }
+pub async fn page(conn: &mut AsyncPgConnection, filter: &UserFilter, keyset: Keyset) -> AppResult<Vec<User>> {
+    let mut query = keyset_page!(users, User, keyset);
     if let Some(role) = filter.role {
         query = query.filter(users::role.eq(role.as_str()));
     }

@@ -2,7 +2,6 @@
 //! them, admins change them). Amounts are decimal strings with the currency's minor unit,
 //! beside the invoice's `currency`.
 
-use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -14,7 +13,7 @@ use super::{
 use crate::auth::graphql::{RequestActor, UserNode};
 use crate::error::AppResult;
 use crate::graphql::support::{
-    ContextExt, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
+    ContextExt, FetchGrouped, Grouped, NodeType, Page, PageArgs, expect_global_id, global_id,
 };
 use crate::settings::graphql::RequestSettings;
 use crate::time::graphql::{ClientNode, ProjectNode, TaskNode, TimeEntryNode};
@@ -37,13 +36,6 @@ impl FetchGrouped for Payment {
     async fn fetch(conn: &mut diesel_async::AsyncPgConnection, invoices: &[i64]) -> AppResult<Vec<Self>> {
         billing::payments_of(conn, invoices).await
     }
-}
-
-/// An amount shown with exactly the currency's decimals.
-fn money(amount: Decimal, minor_units: u32) -> Decimal {
-    let mut shown = crate::money::round(amount, minor_units);
-    shown.rescale(minor_units);
-    shown
 }
 
 pub struct InvoiceNode(pub Invoice);
@@ -93,25 +85,25 @@ impl InvoiceNode {
     }
     /// The sum of the (rounded) lines.
     async fn subtotal(&self) -> Decimal {
-        money(self.0.subtotal, self.0.minor_units())
+        crate::money::shown(self.0.subtotal, self.0.minor_units())
     }
     async fn discount(&self) -> Decimal {
-        money(self.0.discount, self.0.minor_units())
+        crate::money::shown(self.0.discount, self.0.minor_units())
     }
     async fn tax(&self) -> Decimal {
-        money(self.0.tax, self.0.minor_units())
+        crate::money::shown(self.0.tax, self.0.minor_units())
     }
     /// Subtotal - discount + tax.
     async fn total(&self) -> Decimal {
-        money(self.0.total, self.0.minor_units())
+        crate::money::shown(self.0.total, self.0.minor_units())
     }
     /// The sum of its payments.
     async fn paid(&self) -> Decimal {
-        money(self.0.paid, self.0.minor_units())
+        crate::money::shown(self.0.paid, self.0.minor_units())
     }
     /// What is still owed (zero on drafts and void invoices).
     async fn balance_due(&self) -> Decimal {
-        money(self.0.balance_due(), self.0.minor_units())
+        crate::money::shown(self.0.balance_due(), self.0.minor_units())
     }
     async fn issue_date(&self) -> Option<NaiveDate> {
         self.0.issue_date
@@ -215,7 +207,7 @@ impl InvoiceLineNode {
     }
     /// Minutes x rate / 60 (time) or quantity x unit price (manual), rounded half-up once.
     async fn amount(&self) -> Decimal {
-        money(self.0.amount, self.1)
+        crate::money::shown(self.0.amount, self.1)
     }
     /// The minutes a time line bills.
     async fn minutes(&self) -> Option<i64> {
@@ -261,7 +253,7 @@ impl PaymentNode {
         global_id(NodeType::Payment, self.0.id)
     }
     async fn amount(&self) -> Decimal {
-        money(self.0.amount, self.1)
+        crate::money::shown(self.0.amount, self.1)
     }
     async fn date(&self) -> NaiveDate {
         self.0.paid_on
@@ -334,8 +326,6 @@ pub struct InvoiceFilterInput {
     overdue: Option<bool>,
 }
 
-type InvoicePage = Connection<OpaqueCursor<i64>, InvoiceNode, EmptyFields, EmptyFields>;
-
 #[derive(Default)]
 pub struct BillingQuery;
 
@@ -348,7 +338,7 @@ impl BillingQuery {
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
         filter: Option<InvoiceFilterInput>,
-    ) -> async_graphql::Result<InvoicePage> {
+    ) -> async_graphql::Result<Page<InvoiceNode>> {
         let req = ctx.request();
         billing::may_see_invoices(&req.actor().await?)?;
         let page = PageArgs::parse(first, after)?;
@@ -365,10 +355,11 @@ impl BillingQuery {
             overdue: f.overdue,
             today: Some(Utc::now().with_timezone(&settings.time_zone).date_naive()),
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            billing::page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                billing::page(conn, &filter, keyset).await
+            })
+            .await?;
         Ok(page.connection(rows, |i| i.id, InvoiceNode))
     }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
@@ -30,6 +30,8 @@ use crate::db::schema::{
     clients, invoice_counters, invoice_entries, invoice_lines, invoices, payments, projects, tasks,
     time_entries, users,
 };
+use crate::db::unique_conflict;
+use crate::db::{Keyset, keyset_page};
 use crate::error::{AppError, AppResult};
 use crate::jobs::registry::Letter;
 use crate::settings::{TenantSettings, currency};
@@ -48,25 +50,12 @@ pub enum InvoiceStatus {
     Void,
 }
 
-impl InvoiceStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "DRAFT",
-            Self::Issued => "ISSUED",
-            Self::Paid => "PAID",
-            Self::Void => "VOID",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "ISSUED" => Self::Issued,
-            "PAID" => Self::Paid,
-            "VOID" => Self::Void,
-            _ => Self::Draft,
-        }
-    }
-}
+crate::db::stored_as_text!(InvoiceStatus, default Draft, {
+    Draft => "DRAFT",
+    Issued => "ISSUED",
+    Paid => "PAID",
+    Void => "VOID",
+});
 
 /// How a new invoice gathers its time into lines.
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,25 +70,12 @@ pub enum InvoiceGroupBy {
     Entry,
 }
 
-impl InvoiceGroupBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Project => "PROJECT",
-            Self::Task => "TASK",
-            Self::User => "USER",
-            Self::Entry => "ENTRY",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "TASK" => Self::Task,
-            "USER" => Self::User,
-            "ENTRY" => Self::Entry,
-            _ => Self::Project,
-        }
-    }
-}
+crate::db::stored_as_text!(InvoiceGroupBy, default Project, {
+    Project => "PROJECT",
+    Task => "TASK",
+    User => "USER",
+    Entry => "ENTRY",
+});
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = invoices)]
@@ -461,17 +437,9 @@ async fn billable_entries(
 }
 
 fn already_invoiced(e: DieselError) -> AppError {
-    match &e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-            if info.constraint_name() == Some("invoice_entries_live_key") =>
-        {
-            AppError::conflict(
-                None,
-                "some of these entries were put on another invoice meanwhile: try again",
-            )
-        }
-        _ => e.into(),
-    }
+    unique_conflict(e, Some("invoice_entries_live_key"), None, || {
+        "some of these entries were put on another invoice meanwhile: try again".to_owned()
+    })
 }
 
 /// Creates a draft for a client and period from its uninvoiced approved billable time
@@ -876,16 +844,10 @@ pub async fn issue(
         .returning(Invoice::as_returning())
         .get_result(conn)
         .await
-        .map_err(|e| match &e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
-                if info.constraint_name() == Some("invoices_number_key") =>
-            {
-                AppError::conflict(
-                    Some("id"),
-                    format!("the number {number} was given before: change INVOICE_NUMBER_FORMAT"),
-                )
-            }
-            _ => e.into(),
+        .map_err(|e| {
+            unique_conflict(e, Some("invoices_number_key"), Some("id"), || {
+                format!("the number {number} was given before: change INVOICE_NUMBER_FORMAT")
+            })
         })?;
     let billed = invoice_entries::table
         .filter(invoice_entries::invoice_id.eq(id))
@@ -1099,17 +1061,9 @@ pub struct InvoiceFilter {
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &InvoiceFilter,
-    after: Option<i64>,
-    limit: i64,
+    keyset: Keyset,
 ) -> AppResult<Vec<Invoice>> {
-    let mut query = invoices::table
-        .select(Invoice::as_select())
-        .order(invoices::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(invoices::id.gt(after));
-    }
+    let mut query = keyset_page!(invoices, Invoice, keyset);
     if let Some(statuses) = &filter.statuses {
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         query = query.filter(invoices::status.eq_any(statuses));

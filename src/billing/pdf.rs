@@ -88,8 +88,7 @@ pub struct PdfParts<'a> {
 
 /// An amount with thousands separators and exactly `minor` decimals: 12,345.60.
 pub fn format_amount(amount: Decimal, minor: u32) -> String {
-    let mut shown = crate::money::round(amount, minor);
-    shown.rescale(minor);
+    let shown = crate::money::shown(amount, minor);
     let text = shown.abs().to_string();
     let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
     let mut grouped = String::new();

@@ -5,6 +5,10 @@
 
 pub mod schema;
 
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::error::AppError;
+
 /// SQL functions used in queries.
 pub mod functions {
     use diesel::sql_types::Text;
@@ -21,6 +25,86 @@ pub fn contains_pattern(raw: &str) -> String {
         "%{}%",
         raw.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
     )
+}
+
+/// Gives an enum stored as a text column its `as_str` (the stored word) and `from_db`
+/// (the variant of a stored word; `default` for one it does not know, which the column's
+/// CHECK constraint never lets in).
+macro_rules! stored_as_text {
+    ($name:ident, default $default:ident, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $word,)+
+                }
+            }
+
+            pub fn from_db(raw: &str) -> Self {
+                match raw {
+                    $($word => Self::$variant,)+
+                    _ => Self::$default,
+                }
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
+
+/// One page of rows in id order: those after `after`, at most `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyset {
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// The query of one [`Keyset`] page of `$table`'s `$row`s, boxed for the filters a rule
+/// file adds.
+macro_rules! keyset_page {
+    ($table:ident, $row:ty, $keyset:expr) => {{
+        let keyset: $crate::db::Keyset = $keyset;
+        let mut query = $table::table
+            .select(<$row>::as_select())
+            .order($table::id)
+            .limit(keyset.limit)
+            .into_boxed();
+        if let Some(after) = keyset.after {
+            query = query.filter($table::id.gt(after));
+        }
+        query
+    }};
+}
+pub(crate) use keyset_page;
+
+/// The constraint a refused statement broke, if it names one.
+pub fn constraint_of(e: &DieselError) -> Option<&str> {
+    match e {
+        DieselError::DatabaseError(_, info) => info.constraint_name(),
+        _ => None,
+    }
+}
+
+/// Whether `e` is a unique violation (of `constraint`, when one is given).
+pub fn is_unique_violation(e: &DieselError, constraint: Option<&str>) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    ) && constraint.is_none_or(|c| constraint_of(e) == Some(c))
+}
+
+/// The one mapping of a unique violation (of `constraint`, when one is given) to the
+/// error a client sees: `CONFLICT` on `field`, saying `message`. Any other error stays
+/// what it is (an internal error, logged and not shown).
+pub fn unique_conflict(
+    e: DieselError,
+    constraint: Option<&str>,
+    field: Option<&str>,
+    message: impl FnOnce() -> String,
+) -> AppError {
+    if is_unique_violation(&e, constraint) {
+        AppError::conflict(field, message())
+    } else {
+        e.into()
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl JobContext {
 pub type Handler = Arc<dyn Fn(JobContext) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 /// A kind of job with a typed payload.
-pub trait JobKind: Serialize + DeserializeOwned + Send + 'static {
+pub trait JobKind: DeserializeOwned + Send + 'static {
     /// The kind's name in `public.jobs.kind`.
     const KIND: &'static str;
 
@@ -49,11 +49,6 @@ pub trait JobKind: Serialize + DeserializeOwned + Send + 'static {
     /// The payload as stored; a kind whose payload may be missing or loose overrides it.
     fn from_payload(payload: &Value) -> anyhow::Result<Self> {
         Ok(serde_json::from_value(payload.clone())?)
-    }
-
-    /// The job that runs this for `tenant_id`.
-    fn job(&self, tenant_id: i64) -> NewJob {
-        NewJob::new(Self::KIND, tenant_id, payload(self))
     }
 }
 

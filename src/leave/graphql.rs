@@ -1,7 +1,6 @@
 //! GraphQL for leave: types and holidays (admins change them), requests (members see their
 //! own, managers and admins all), decisions and balances.
 
-use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -16,7 +15,7 @@ use crate::auth::users::User;
 use crate::error::{AppError, AppResult};
 use crate::files::{self, FileStore, Incoming, StoredFile};
 use crate::graphql::support::{
-    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
+    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, Page, PageArgs, expect_global_id, global_id,
 };
 use crate::settings::graphql::RequestSettings;
 
@@ -372,8 +371,6 @@ pub struct LeaveRequestFilterInput {
     to: Option<NaiveDate>,
 }
 
-type RequestPage = Connection<OpaqueCursor<i64>, LeaveRequestNode, EmptyFields, EmptyFields>;
-
 const ADMIN_ONLY: &str = "only admins change leave types and holidays";
 
 #[derive(Default)]
@@ -433,7 +430,7 @@ impl LeaveQuery {
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
         filter: Option<LeaveRequestFilterInput>,
-    ) -> async_graphql::Result<RequestPage> {
+    ) -> async_graphql::Result<Page<LeaveRequestNode>> {
         let req = ctx.request();
         let actor = &req.actor().await?;
         let page = PageArgs::parse(first, after)?;
@@ -444,10 +441,11 @@ impl LeaveQuery {
             from: f.from,
             to: f.to,
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            leave::page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                leave::page(conn, &filter, keyset).await
+            })
+            .await?;
         Ok(page.connection(rows, |r| r.id, LeaveRequestNode))
     }
 

@@ -15,13 +15,15 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc, Weekday};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use crate::auth::{Actor, Role};
 use crate::db::functions::lower;
 use crate::db::schema::{holidays, leave_requests, leave_types, users};
+use crate::db::unique_conflict;
+use crate::db::{Keyset, keyset_page};
 use crate::error::{AppError, AppResult};
 use crate::jobs::{self, registry::Letter};
 use crate::settings::TenantSettings;
@@ -36,22 +38,10 @@ pub enum Accrual {
     Monthly,
 }
 
-impl Accrual {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Upfront => "UPFRONT",
-            Self::Monthly => "MONTHLY",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        if raw == "MONTHLY" {
-            Self::Monthly
-        } else {
-            Self::Upfront
-        }
-    }
-}
+crate::db::stored_as_text!(Accrual, default Upfront, {
+    Upfront => "UPFRONT",
+    Monthly => "MONTHLY",
+});
 
 #[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaveStatus {
@@ -61,25 +51,12 @@ pub enum LeaveStatus {
     Cancelled,
 }
 
-impl LeaveStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Approved => "APPROVED",
-            Self::Rejected => "REJECTED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "APPROVED" => Self::Approved,
-            "REJECTED" => Self::Rejected,
-            "CANCELLED" => Self::Cancelled,
-            _ => Self::Pending,
-        }
-    }
-}
+crate::db::stored_as_text!(LeaveStatus, default Pending, {
+    Pending => "PENDING",
+    Approved => "APPROVED",
+    Rejected => "REJECTED",
+    Cancelled => "CANCELLED",
+});
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = leave_types)]
@@ -430,13 +407,9 @@ pub struct LeaveTypeInput {
 }
 
 fn name_conflict(e: DieselError, name: &str) -> AppError {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => AppError::conflict(
-            Some("input.name"),
-            format!("a leave type named {name} already exists"),
-        ),
-        other => other.into(),
-    }
+    unique_conflict(e, None, Some("input.name"), || {
+        format!("a leave type named {name} already exists")
+    })
 }
 
 pub async fn create_type(conn: &mut AsyncPgConnection, input: LeaveTypeInput) -> AppResult<LeaveType> {
@@ -532,12 +505,7 @@ pub async fn create_holiday(conn: &mut AsyncPgConnection, day: NaiveDate, name: 
         .returning(Holiday::as_returning())
         .get_result(conn)
         .await
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                AppError::conflict(Some("day"), format!("{day} is already a holiday"))
-            }
-            other => other.into(),
-        })
+        .map_err(|e| unique_conflict(e, None, Some("day"), || format!("{day} is already a holiday")))
 }
 
 pub async fn delete_holiday(conn: &mut AsyncPgConnection, id: i64) -> AppResult<()> {
@@ -858,17 +826,9 @@ pub struct RequestFilter {
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &RequestFilter,
-    after: Option<i64>,
-    limit: i64,
+    keyset: Keyset,
 ) -> AppResult<Vec<LeaveRequest>> {
-    let mut query = leave_requests::table
-        .select(LeaveRequest::as_select())
-        .order(leave_requests::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(leave_requests::id.gt(after));
-    }
+    let mut query = keyset_page!(leave_requests, LeaveRequest, keyset);
     if let Some(user_id) = filter.user_id {
         query = query.filter(leave_requests::user_id.eq(user_id));
     }

@@ -5,13 +5,14 @@
 use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::changes::{self, Notice};
 use super::{SchemaName, SchemaNameError, in_transaction, normalize_host};
 use crate::config::ServiceConfig;
+use crate::db::is_unique_violation;
 use crate::db::schema::{tenant_hosts, tenants};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -21,22 +22,10 @@ pub enum TenantStatus {
     Suspended,
 }
 
-impl TenantStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Suspended => "SUSPENDED",
-        }
-    }
-
-    fn parse(raw: &str) -> Self {
-        if raw == "SUSPENDED" {
-            Self::Suspended
-        } else {
-            Self::Active
-        }
-    }
-}
+crate::db::stored_as_text!(TenantStatus, default Active, {
+    Active => "ACTIVE",
+    Suspended => "SUSPENDED",
+});
 
 /// A tenant as a request sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +154,7 @@ fn tenant_from_row((id, schema, name, status): TenantRow, primary_host: Option<S
         // The table's check constraint holds the same rule, so a stored name always parses.
         schema: SchemaName::parse(&schema).expect("registry holds only valid schema names"),
         name,
-        status: TenantStatus::parse(&status),
+        status: TenantStatus::from_db(&status),
         primary_host,
     }
 }
@@ -291,7 +280,7 @@ pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<TenantListing
                 id,
                 schema,
                 name,
-                status: TenantStatus::parse(&status),
+                status: TenantStatus::from_db(&status),
                 primary_host: own.iter().find(|h| h.2).map(|h| h.1.clone()),
                 hosts: own.iter().map(|h| h.1.clone()).collect(),
                 created_at,
@@ -325,9 +314,10 @@ pub(super) async fn insert_host(
 }
 
 pub(super) fn unique_violation(e: DieselError, conflict: impl FnOnce() -> RegistryError) -> RegistryError {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => conflict(),
-        other => RegistryError::Database(other),
+    if is_unique_violation(&e, None) {
+        conflict()
+    } else {
+        RegistryError::Database(e)
     }
 }
 

@@ -2,13 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
-use crate::db::contains_pattern;
 use crate::db::functions::lower;
 use crate::db::schema::{clients, project_members, projects, tasks};
+use crate::db::{Keyset, keyset_page};
+use crate::db::{constraint_of, contains_pattern, unique_conflict};
 use crate::error::{AppError, AppResult};
 use crate::text;
 
@@ -95,15 +96,6 @@ fn check_budget(field: &str, hours: Decimal) -> AppResult<Decimal> {
 }
 
 /// Turns a broken uniqueness rule into the conflict the user can act on.
-fn conflict(e: DieselError, field: &str, message: impl FnOnce() -> String) -> AppError {
-    match e {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-            AppError::conflict(Some(field), message())
-        }
-        other => other.into(),
-    }
-}
-
 pub struct ClientChanges {
     pub name: Option<String>,
     pub billing_email: Option<Option<String>>,
@@ -125,7 +117,7 @@ pub async fn create_client(
         .get_result(conn)
         .await
         .map_err(|e| {
-            conflict(e, "input.name", || {
+            unique_conflict(e, None, Some("input.name"), || {
                 format!("a client named {name} already exists")
             })
         })
@@ -157,7 +149,7 @@ pub async fn update_client(conn: &mut AsyncPgConnection, id: i64, input: ClientC
         .await
         .optional()
         .map_err(|e| {
-            conflict(e, "input.name", || {
+            unique_conflict(e, None, Some("input.name"), || {
                 format!(
                     "a client named {} already exists",
                     name.clone().unwrap_or_default()
@@ -214,13 +206,12 @@ pub async fn create_project(conn: &mut AsyncPgConnection, input: NewProject) -> 
 }
 
 fn project_conflict(e: DieselError, name: &str, code: Option<&str>) -> AppError {
-    let on_code = matches!(&e, DieselError::DatabaseError(_, info) if info.constraint_name() == Some("projects_code_lower_key"));
-    if on_code {
-        conflict(e, "input.code", || {
+    if constraint_of(&e) == Some("projects_code_lower_key") {
+        unique_conflict(e, None, Some("input.code"), || {
             format!("a project with code {} already exists", code.unwrap_or_default())
         })
     } else {
-        conflict(e, "input.name", || {
+        unique_conflict(e, None, Some("input.name"), || {
             format!("this client already has a project named {name}")
         })
     }
@@ -306,7 +297,7 @@ pub async fn create_task(
         .get_result(conn)
         .await
         .map_err(|e| {
-            conflict(e, "input.name", || {
+            unique_conflict(e, None, Some("input.name"), || {
                 format!("this project already has a task named {name}")
             })
         })
@@ -353,17 +344,9 @@ pub struct ClientFilter {
 pub async fn client_page(
     conn: &mut AsyncPgConnection,
     filter: &ClientFilter,
-    after: Option<i64>,
-    limit: i64,
+    keyset: Keyset,
 ) -> AppResult<Vec<Client>> {
-    let mut query = clients::table
-        .select(Client::as_select())
-        .order(clients::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(clients::id.gt(after));
-    }
+    let mut query = keyset_page!(clients, Client, keyset);
     if !filter.include_archived {
         query = query.filter(clients::archived.eq(false));
     }
@@ -385,17 +368,9 @@ pub struct ProjectFilter {
 pub async fn project_page(
     conn: &mut AsyncPgConnection,
     filter: &ProjectFilter,
-    after: Option<i64>,
-    limit: i64,
+    keyset: Keyset,
 ) -> AppResult<Vec<Project>> {
-    let mut query = projects::table
-        .select(Project::as_select())
-        .order(projects::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(projects::id.gt(after));
-    }
+    let mut query = keyset_page!(projects, Project, keyset);
     if let Some(client_id) = filter.client_id {
         query = query.filter(projects::client_id.eq(client_id));
     }

@@ -11,13 +11,14 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
 use super::catalog::{Client, Project, Task};
 use crate::auth::Actor;
 use crate::db::schema::{clients, project_members, projects, tasks, time_entries, timesheets, users};
+use crate::db::{constraint_of, unique_conflict};
 use crate::error::{AppError, AppResult};
 use crate::settings::TenantSettings;
 use crate::{money, text};
@@ -37,25 +38,12 @@ pub enum EntryStatus {
     Invoiced,
 }
 
-impl EntryStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Draft => "DRAFT",
-            Self::Submitted => "SUBMITTED",
-            Self::Approved => "APPROVED",
-            Self::Invoiced => "INVOICED",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "SUBMITTED" => Self::Submitted,
-            "APPROVED" => Self::Approved,
-            "INVOICED" => Self::Invoiced,
-            _ => Self::Draft,
-        }
-    }
-}
+crate::db::stored_as_text!(EntryStatus, default Draft, {
+    Draft => "DRAFT",
+    Submitted => "SUBMITTED",
+    Approved => "APPROVED",
+    Invoiced => "INVOICED",
+});
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = time_entries)]
@@ -313,24 +301,20 @@ async fn ensure_no_overlap(
 
 /// Turns the constraints' refusals (lost races) into the conflicts the checks would give.
 fn constraint_error(e: DieselError) -> AppError {
-    if let DieselError::DatabaseError(kind, info) = &e {
-        match info.constraint_name() {
-            Some("time_entries_no_overlap") => {
-                return AppError::conflict(Some("input.startedAt"), "overlaps another entry of this user");
-            }
-            Some("time_entries_one_timer_key") => {
-                return AppError::conflict(None, "a timer is already running for this user");
-            }
-            Some("time_entries_external_ref_key") if *kind == DatabaseErrorKind::UniqueViolation => {
-                return AppError::conflict(
-                    Some("input.externalRef"),
-                    "an entry with this external reference already exists",
-                );
-            }
-            _ => {}
+    match constraint_of(&e) {
+        Some("time_entries_no_overlap") => {
+            AppError::conflict(Some("input.startedAt"), "overlaps another entry of this user")
         }
+        Some("time_entries_one_timer_key") => {
+            AppError::conflict(None, "a timer is already running for this user")
+        }
+        _ => unique_conflict(
+            e,
+            Some("time_entries_external_ref_key"),
+            Some("input.externalRef"),
+            || "an entry with this external reference already exists".to_owned(),
+        ),
     }
-    e.into()
 }
 
 /// The span an input describes, checked against the grid.

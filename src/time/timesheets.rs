@@ -9,6 +9,7 @@ use super::emails::TimeEmail;
 use super::entries::{EntryStatus, week_of, week_start_day};
 use crate::auth::{Actor, Role};
 use crate::db::schema::{time_entries, timesheets};
+use crate::db::{Keyset, keyset_page};
 use crate::error::{AppError, AppResult};
 use crate::jobs::{self, registry::Letter};
 use crate::settings::TenantSettings;
@@ -20,23 +21,11 @@ pub enum TimesheetStatus {
     Rejected,
 }
 
-impl TimesheetStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Submitted => "SUBMITTED",
-            Self::Approved => "APPROVED",
-            Self::Rejected => "REJECTED",
-        }
-    }
-
-    pub fn from_db(raw: &str) -> Self {
-        match raw {
-            "APPROVED" => Self::Approved,
-            "REJECTED" => Self::Rejected,
-            _ => Self::Submitted,
-        }
-    }
-}
+crate::db::stored_as_text!(TimesheetStatus, default Submitted, {
+    Submitted => "SUBMITTED",
+    Approved => "APPROVED",
+    Rejected => "REJECTED",
+});
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = timesheets)]
@@ -285,17 +274,9 @@ pub struct TimesheetFilter {
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &TimesheetFilter,
-    after: Option<i64>,
-    limit: i64,
+    keyset: Keyset,
 ) -> AppResult<Vec<Timesheet>> {
-    let mut query = timesheets::table
-        .select(Timesheet::as_select())
-        .order(timesheets::id)
-        .limit(limit)
-        .into_boxed();
-    if let Some(after) = after {
-        query = query.filter(timesheets::id.gt(after));
-    }
+    let mut query = keyset_page!(timesheets, Timesheet, keyset);
     if let Some(user_id) = filter.user_id {
         query = query.filter(timesheets::user_id.eq(user_id));
     }

@@ -3,7 +3,11 @@
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 
+use diesel_async::AsyncPgConnection;
+
+use crate::db::Keyset;
 use crate::error::{AppError, AppResult};
+use crate::tenancy::TenantDb;
 
 const MAX_PAGE: i32 = 100;
 
@@ -38,12 +42,25 @@ impl PageArgs {
         })
     }
 
-    /// Rows to fetch: one more than asked, to tell whether a next page exists.
-    pub fn limit(&self) -> i64 {
-        self.first as i64 + 1
+    /// The rows to fetch: one more than asked, to tell whether a next page exists.
+    pub fn keyset(&self) -> Keyset {
+        Keyset {
+            after: self.after,
+            limit: self.first as i64 + 1,
+        }
     }
 
-    /// A connection of `rows` (fetched with [`PageArgs::limit`]), each keyed by its id.
+    /// The page's rows as `fetch` reads them on the request's connection.
+    pub async fn rows<R>(
+        &self,
+        db: &TenantDb,
+        fetch: impl AsyncFnOnce(&mut AsyncPgConnection, Keyset) -> AppResult<Vec<R>>,
+    ) -> AppResult<Vec<R>> {
+        let mut conn = db.conn().await?;
+        fetch(&mut conn, self.keyset()).await
+    }
+
+    /// A connection of `rows` (fetched with [`PageArgs::keyset`]), each keyed by its id.
     pub fn connection<R, N: OutputType>(
         &self,
         mut rows: Vec<R>,

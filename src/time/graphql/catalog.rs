@@ -1,7 +1,6 @@
 //! GraphQL for the catalog: clients, projects, tasks, project members. Everyone signed in
 //! reads it; admins and managers change it.
 
-use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
 use async_graphql::parser::types::Field;
 use async_graphql::{Context, ContextSelectionSet, ID, InputObject, Lookahead, MaybeUndefined, Object};
 use chrono::{DateTime, Utc};
@@ -10,11 +9,11 @@ use rust_decimal::Decimal;
 use crate::auth::Role;
 use crate::auth::graphql::{RequestActor, UserNode};
 use crate::auth::users::User;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{
-    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, PageArgs, expect_global_id, global_id,
-    prefetch,
+    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, Page, PageArgs, expect_global_id,
+    global_id, prefetch,
 };
 use crate::time::catalog::{
     self, Client, ClientChanges, ClientFilter, NewProject, Project, ProjectChanges, ProjectFilter,
@@ -123,8 +122,11 @@ impl ProjectNode {
         &self.0.name
     }
     async fn client(&self, ctx: &Context<'_>) -> async_graphql::Result<ClientNode> {
-        let client = ctx.request().load::<ById<Client>>(self.0.client_id).await?;
-        Ok(ClientNode(client.ok_or(AppError::NotFound { what: "client" })?))
+        Ok(ClientNode(
+            ctx.request()
+                .load_existing::<ById<Client>>(self.0.client_id, "client")
+                .await?,
+        ))
     }
     /// Whether new time on it is billable by default.
     async fn billable(&self) -> bool {
@@ -214,9 +216,10 @@ impl TaskNode {
         self.0.archived
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
-        let project = ctx.request().load::<ById<Project>>(self.0.project_id).await?;
         Ok(ProjectNode(
-            project.ok_or(AppError::NotFound { what: "project" })?,
+            ctx.request()
+                .load_existing::<ById<Project>>(self.0.project_id, "project")
+                .await?,
         ))
     }
 }
@@ -351,8 +354,6 @@ fn into_change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
     }
 }
 
-type Page<N> = Connection<OpaqueCursor<i64>, N, EmptyFields, EmptyFields>;
-
 /// Loads the relations a query selects on a page of projects, each kind in one batch for
 /// the whole page, so the statements a page costs do not depend on its size (batching left
 /// to the loaders' timers splits under load). Each row's resolver then finds its relation
@@ -408,10 +409,11 @@ impl CatalogQuery {
             search: filter.search,
             include_archived: filter.include_archived,
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            catalog::client_page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                catalog::client_page(conn, &filter, keyset).await
+            })
+            .await?;
         Ok(page.connection(rows, |c| c.id, ClientNode))
     }
 
@@ -436,10 +438,11 @@ impl CatalogQuery {
             name: filter.name,
             include_archived: filter.include_archived,
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            catalog::project_page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                catalog::project_page(conn, &filter, keyset).await
+            })
+            .await?;
         load_relations(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(page.connection(rows, |p| p.id, ProjectNode))
     }
@@ -600,9 +603,8 @@ impl CatalogMutation {
                 catalog::put_member(conn, project_id, user_id, input.hourly_rate).await
             })
             .await?;
-        let project = req.load::<ById<Project>>(project_id).await?;
         Ok(ProjectNode(
-            project.ok_or(AppError::NotFound { what: "project" })?,
+            req.load_existing::<ById<Project>>(project_id, "project").await?,
         ))
     }
 }

@@ -1,7 +1,7 @@
 //! GraphQL for time entries, timers, timesheets and reports. Members see and change only
 //! their own time; managers and admins everyone's.
 
-use async_graphql::connection::{Connection, CursorType, EmptyFields, OpaqueCursor};
+use async_graphql::connection::{CursorType, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -13,7 +13,7 @@ use crate::auth::users::User;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::support::{
-    ById, ContextExt, NodeType, PageArgs, expect_global_id, global_id, load_all, prefetch,
+    ById, ContextExt, NodeType, Page, PageArgs, expect_global_id, global_id, load_all, prefetch,
 };
 use crate::settings;
 use crate::settings::graphql::RequestSettings;
@@ -59,9 +59,10 @@ impl TimeEntryNode {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
     }
     async fn project(&self, ctx: &Context<'_>) -> async_graphql::Result<ProjectNode> {
-        let project = ctx.request().load::<ById<Project>>(self.0.project_id).await?;
         Ok(ProjectNode(
-            project.ok_or(AppError::NotFound { what: "project" })?,
+            ctx.request()
+                .load_existing::<ById<Project>>(self.0.project_id, "project")
+                .await?,
         ))
     }
     async fn task(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<TaskNode>> {
@@ -281,8 +282,6 @@ impl ReportFilterInput {
     }
 }
 
-type SheetPage = Connection<OpaqueCursor<i64>, TimesheetNode, EmptyFields, EmptyFields>;
-
 /// One row of a billable-hours report.
 pub struct ReportRowNode {
     row: ReportRow,
@@ -424,7 +423,7 @@ impl TimeQuery {
             running: f.running,
         };
         // Usually the request's first statement: it goes out together with the BEGIN.
-        let limit = page.limit();
+        let limit = page.keyset().limit;
         let filter = &filter;
         let mut rows = req
             .db
@@ -475,7 +474,7 @@ impl TimeQuery {
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
         filter: Option<TimesheetFilterInput>,
-    ) -> async_graphql::Result<SheetPage> {
+    ) -> async_graphql::Result<Page<TimesheetNode>> {
         let req = ctx.request();
         let actor = &req.actor().await?;
         let page = PageArgs::parse(first, after)?;
@@ -486,10 +485,11 @@ impl TimeQuery {
             from: f.from,
             to: f.to,
         };
-        let rows = {
-            let mut conn = req.db.conn().await?;
-            timesheets::page(&mut conn, &filter, page.after, page.limit()).await?
-        };
+        let rows = page
+            .rows(&req.db, async |conn, keyset| {
+                timesheets::page(conn, &filter, keyset).await
+            })
+            .await?;
         Ok(page.connection(rows, |s| s.id, TimesheetNode))
     }
 
