@@ -481,6 +481,20 @@ impl TestApp {
 }
 
 /// Retries `check` for up to two seconds: for effects that travel through LISTEN/NOTIFY.
+/// Asserts that `error` (one entry of a response's `errors`) carries `code` and, in
+/// `extensions.field`, `field` (or no field).
+#[track_caller]
+pub fn assert_error(error: &Value, code: &str, field: Option<&str>) {
+    assert_eq!(
+        (
+            error["extensions"]["code"].as_str(),
+            error["extensions"]["field"].as_str()
+        ),
+        (Some(code), field),
+        "{error}"
+    );
+}
+
 pub async fn eventually<F, Fut>(mut check: F)
 where
     F: FnMut() -> Fut,
