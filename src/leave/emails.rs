@@ -102,11 +102,7 @@ impl Letter for LeaveEmail {
                 };
                 let when = leave
                     .decided_at
-                    .map(|t| {
-                        t.with_timezone(&settings.time_zone)
-                            .format("%Y-%m-%d %H:%M %Z")
-                            .to_string()
-                    })
+                    .map(|t| settings.local_time(t))
                     .unwrap_or_default();
                 let (subject, body) = match leave.status.as_str() {
                     "APPROVED" => (

@@ -9,7 +9,7 @@ pub mod graphql;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use chrono::Weekday;
+use chrono::{DateTime, Utc, Weekday};
 use chrono_tz::Tz;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -98,6 +98,15 @@ pub struct TenantSettings {
     pub invoice_number_format: String,
     pub leave_year_start_month: i32,
     pub overridden: Vec<SettingKey>,
+}
+
+impl TenantSettings {
+    /// A moment as the tenant's people read it (emails): date, time and zone.
+    pub fn local_time(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.time_zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
 }
 
 impl Default for TenantSettings {

@@ -45,11 +45,7 @@ impl Letter for TimeEmail {
         let week = sheet.week_start;
         let when = sheet
             .decided_at
-            .map(|t| {
-                t.with_timezone(&settings.time_zone)
-                    .format("%Y-%m-%d %H:%M %Z")
-                    .to_string()
-            })
+            .map(|t| settings.local_time(t))
             .unwrap_or_default();
         let link = format!("{}/timesheets/{week}", site.site_url.trim_end_matches('/'));
         let (subject, body) = match sheet.status.as_str() {
