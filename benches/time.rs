@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDate;
 use common::{JWT_SECRET, PASSWORD, binary, database_url, env_or, median, prepare, runtime, tenant};
 use crowdminder::settings::TenantSettings;
-use crowdminder::time::entries::{self, EntryFilter};
+use crowdminder::time::entry_pages::{self, EntryFilter};
 use crowdminder::time::reports::{self, GroupBy, ReportFilter, ReportRequest};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -223,8 +223,8 @@ fn main() {
         let filter = EntryFilter::default();
         // The same two statements for psql, as \timing reports them: prepared (PREPARE /
         // EXECUTE, as the service runs them) and with the values written in (planned each time).
-        let page_sql = entries::page_sql(&filter, Some((cursor_date, cursor_id)), 101);
-        let users: Vec<i64> = entries::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
+        let page_sql = entry_pages::page_sql(&filter, Some((cursor_date, cursor_id)), 101);
+        let users: Vec<i64> = entry_pages::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
             .await
             .unwrap()
             .iter()
@@ -253,7 +253,7 @@ fn main() {
             }
             for run in 0..runs + 5 {
                 let t = Instant::now();
-                let page = entries::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
+                let page = entry_pages::page(&mut conn, &filter, Some((cursor_date, cursor_id)), 101)
                     .await
                     .unwrap();
                 let users: Vec<i64> = page.iter().map(|(e, ..)| e.user_id).collect();

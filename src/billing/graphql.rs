@@ -2,20 +2,25 @@
 //! them, admins change them). Amounts are decimal strings with the currency's minor unit,
 //! beside the invoice's `currency`.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
 use super::{
-    self as billing, EntriesOfLine, Invoice, InvoiceChanges, InvoiceFilter, InvoiceGroupBy, InvoiceLine,
-    InvoiceStatus, LineInput, NewInvoice, Payment,
+    self as billing, Invoice, InvoiceChanges, InvoiceFilter, InvoiceGroupBy, InvoiceLine, InvoiceStatus,
+    LineInput, NewInvoice, Payment,
 };
 use crate::auth::graphql::{RequestActor, UserNode};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::graphql::support::{
     ContextExt, FetchGrouped, Grouped, NodeType, Page, PageArgs, expect_global_id, global_id,
 };
 use crate::settings::graphql::RequestSettings;
+use crate::tenancy::TenantDb;
+use crate::time::entries::TimeEntry;
 use crate::time::graphql::{ClientNode, ProjectNode, TaskNode, TimeEntryNode};
 
 impl FetchGrouped for InvoiceLine {
@@ -35,6 +40,31 @@ impl FetchGrouped for Payment {
 
     async fn fetch(conn: &mut diesel_async::AsyncPgConnection, invoices: &[i64]) -> AppResult<Vec<Self>> {
         billing::payments_of(conn, invoices).await
+    }
+}
+
+/// The time entries a line bills, by line id, for one request.
+pub struct EntriesOfLine {
+    db: Arc<TenantDb>,
+}
+
+impl From<Arc<TenantDb>> for EntriesOfLine {
+    fn from(db: Arc<TenantDb>) -> Self {
+        Self { db }
+    }
+}
+
+impl async_graphql::dataloader::Loader<i64> for EntriesOfLine {
+    type Value = Vec<TimeEntry>;
+    type Error = Arc<AppError>;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Vec<TimeEntry>>, Self::Error> {
+        let mut conn = self.db.conn().await?;
+        let mut map: HashMap<i64, Vec<TimeEntry>> = HashMap::new();
+        for (line, entry) in billing::entries_of_lines(&mut conn, keys).await? {
+            map.entry(line).or_default().push(entry);
+        }
+        Ok(map)
     }
 }
 

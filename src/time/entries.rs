@@ -15,9 +15,9 @@ use diesel::result::Error as DieselError;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::Decimal;
 
-use super::catalog::{Client, Project, Task};
+use super::catalog::{Project, Task};
 use crate::auth::Actor;
-use crate::db::schema::{clients, project_members, projects, tasks, time_entries, timesheets, users};
+use crate::db::schema::{project_members, projects, tasks, time_entries, timesheets, users};
 use crate::db::{constraint_of, unique_conflict};
 use crate::error::{AppError, AppResult};
 use crate::settings::TenantSettings;
@@ -139,14 +139,14 @@ fn check_minutes(field: &str, minutes: i32, interval: i32) -> AppResult<()> {
 }
 
 /// Where an entry is booked and at which rate, checked.
-struct Target {
+pub(super) struct Target {
     project: Project,
     task: Option<Task>,
     rate: Option<Decimal>,
 }
 
 impl Target {
-    fn default_billable(&self) -> bool {
+    pub(super) fn default_billable(&self) -> bool {
         self.task
             .as_ref()
             .and_then(|t| t.billable)
@@ -154,7 +154,7 @@ impl Target {
     }
 }
 
-async fn target(
+pub(super) async fn target(
     conn: &mut AsyncPgConnection,
     user_id: i64,
     project_id: i64,
@@ -218,7 +218,7 @@ async fn target(
 }
 
 /// Refuses changes to a week its user has submitted or that was approved.
-async fn ensure_week_open(
+pub(super) async fn ensure_week_open(
     conn: &mut AsyncPgConnection,
     settings: &TenantSettings,
     user_id: i64,
@@ -258,7 +258,7 @@ pub fn ensure_editable(entry: &TimeEntry) -> AppResult<()> {
 }
 
 /// Refuses a timed span that overlaps another of the user's entries, naming it.
-async fn ensure_no_overlap(
+pub(super) async fn ensure_no_overlap(
     conn: &mut AsyncPgConnection,
     user_id: i64,
     start: DateTime<Utc>,
@@ -300,7 +300,7 @@ async fn ensure_no_overlap(
 }
 
 /// Turns the constraints' refusals (lost races) into the conflicts the checks would give.
-fn constraint_error(e: DieselError) -> AppError {
+pub(super) fn constraint_error(e: DieselError) -> AppError {
     match constraint_of(&e) {
         Some("time_entries_no_overlap") => {
             AppError::conflict(Some("input.startedAt"), "overlaps another entry of this user")
@@ -463,18 +463,18 @@ pub async fn create(
 }
 
 /// What an insert writes besides its target.
-struct Row {
-    user_id: i64,
-    date: NaiveDate,
-    started_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-    minutes: Option<i32>,
-    notes: String,
-    billable: bool,
-    external_ref: Option<String>,
+pub(super) struct Row {
+    pub(super) user_id: i64,
+    pub(super) date: NaiveDate,
+    pub(super) started_at: Option<DateTime<Utc>>,
+    pub(super) ended_at: Option<DateTime<Utc>>,
+    pub(super) minutes: Option<i32>,
+    pub(super) notes: String,
+    pub(super) billable: bool,
+    pub(super) external_ref: Option<String>,
 }
 
-async fn insert(conn: &mut AsyncPgConnection, target: &Target, row: Row) -> AppResult<TimeEntry> {
+pub(super) async fn insert(conn: &mut AsyncPgConnection, target: &Target, row: Row) -> AppResult<TimeEntry> {
     diesel::insert_into(time_entries::table)
         .values((
             time_entries::user_id.eq(row.user_id),
@@ -648,287 +648,9 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Tim
         .optional()?)
 }
 
-pub async fn running_timer(conn: &mut AsyncPgConnection, user_id: i64) -> AppResult<Option<TimeEntry>> {
-    Ok(time_entries::table
-        .filter(time_entries::user_id.eq(user_id))
-        .filter(time_entries::started_at.is_not_null())
-        .filter(time_entries::ended_at.is_null())
-        .select(TimeEntry::as_select())
-        .first(conn)
-        .await
-        .optional()?)
-}
-
-pub struct NewTimer {
-    pub user_id: i64,
-    pub project_id: i64,
-    pub task_id: Option<i64>,
-    pub notes: Option<String>,
-    pub billable: Option<bool>,
-}
-
-/// Starts the user's timer now (to the minute), or where their last entry ends when a
-/// rounded-up stop left it ending later than now.
-pub async fn start_timer(
-    conn: &mut AsyncPgConnection,
-    settings: &TenantSettings,
-    input: NewTimer,
-    now: DateTime<Utc>,
-) -> AppResult<TimeEntry> {
-    if running_timer(conn, input.user_id).await?.is_some() {
-        return Err(AppError::conflict(
-            None,
-            "a timer is already running; stop it first",
-        ));
-    }
-    let now = now
-        .with_second(0)
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(now);
-    let notes = text::notes("input.notes", input.notes.as_deref().unwrap_or_default())?;
-    let target = target(conn, input.user_id, input.project_id, input.task_id).await?;
-    let latest_end: Option<DateTime<Utc>> = time_entries::table
-        .filter(time_entries::user_id.eq(input.user_id))
-        .filter(time_entries::started_at.le(now))
-        .filter(time_entries::ended_at.gt(now))
-        .select(diesel::dsl::max(time_entries::ended_at))
-        .first(conn)
-        .await?;
-    let start = latest_end.unwrap_or(now).max(now);
-    let date = local_date(start, settings.time_zone);
-    ensure_week_open(conn, settings, input.user_id, date).await?;
-    ensure_no_overlap(conn, input.user_id, start, None, None).await?;
-    let billable = input.billable.unwrap_or_else(|| target.default_billable());
-    let row = Row {
-        user_id: input.user_id,
-        date,
-        started_at: Some(start),
-        ended_at: None,
-        minutes: None,
-        notes,
-        billable,
-        external_ref: None,
-    };
-    insert(conn, &target, row).await
-}
-
-/// Minutes a timer that ran `elapsed` counts: rounded up to the interval, at least one.
-pub fn timer_minutes(elapsed: Duration, interval: i32) -> i64 {
-    let seconds = elapsed.num_seconds().max(0);
-    let step = i64::from(interval) * 60;
-    let steps = ((seconds + step - 1) / step).max(1);
-    steps * i64::from(interval)
-}
-
-/// Stops the user's running timer, rounding its length up to the capture interval.
-pub async fn stop_timer(
-    conn: &mut AsyncPgConnection,
-    settings: &TenantSettings,
-    user_id: i64,
-    now: DateTime<Utc>,
-) -> AppResult<TimeEntry> {
-    let entry: TimeEntry = time_entries::table
-        .filter(time_entries::user_id.eq(user_id))
-        .filter(time_entries::started_at.is_not_null())
-        .filter(time_entries::ended_at.is_null())
-        .select(TimeEntry::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(AppError::NotFound {
-            what: "running timer",
-        })?;
-    let start = entry.started_at.unwrap_or(now);
-    let minutes = timer_minutes(now - start, settings.timecapture_interval_minutes);
-    if minutes > i64::from(MAX_MINUTES) {
-        return Err(AppError::conflict(
-            None,
-            "the timer has run for more than 24 hours: correct its start with updateTimeEntry, or delete it",
-        ));
-    }
-    let end = start + Duration::minutes(minutes);
-    diesel::update(time_entries::table.find(entry.id))
-        .set((
-            time_entries::ended_at.eq(end),
-            time_entries::minutes.eq(minutes as i32),
-            time_entries::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(TimeEntry::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(constraint_error)
-}
-
-#[derive(Debug, Default, Clone)]
-pub struct EntryFilter {
-    pub from: Option<NaiveDate>,
-    pub to: Option<NaiveDate>,
-    pub user_ids: Option<Vec<i64>>,
-    pub client_ids: Option<Vec<i64>>,
-    pub project_ids: Option<Vec<i64>>,
-    pub task_ids: Option<Vec<i64>>,
-    pub billable: Option<bool>,
-    pub statuses: Option<Vec<EntryStatus>>,
-    pub running: Option<bool>,
-}
-
-/// A page of entries in date order (then id), each with its project, the project's client
-/// and its task, in one statement.
-pub type EntryRow = (TimeEntry, Project, Client, Option<Task>);
-
-/// `(work_date, id) > ($date, $id)`: the entries after a page's cursor. A row comparison,
-/// which an index on (work_date, id) answers directly (the equivalent OR of two conditions
-/// makes PostgreSQL scan). Written as its own expression rather than an SQL literal so the
-/// page's statement stays cacheable: prepared once per connection, not parsed and planned
-/// on every page.
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
-struct AfterCursor {
-    date: NaiveDate,
-    id: i64,
-}
-
-impl diesel::expression::Expression for AfterCursor {
-    type SqlType = diesel::sql_types::Bool;
-}
-
-impl<QS> diesel::expression::AppearsOnTable<QS> for AfterCursor where
-    time_entries::id: diesel::expression::AppearsOnTable<QS>
-{
-}
-
-impl<QS> diesel::expression::SelectableExpression<QS> for AfterCursor where
-    time_entries::id: diesel::expression::SelectableExpression<QS>
-{
-}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AfterCursor {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        out.push_sql("(");
-        time_entries::work_date.walk_ast(out.reborrow())?;
-        out.push_sql(", ");
-        time_entries::id.walk_ast(out.reborrow())?;
-        out.push_sql(") > (");
-        out.push_bind_param::<diesel::sql_types::Date, _>(&self.date)?;
-        out.push_sql(", ");
-        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.id)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-pub async fn page(
-    conn: &mut AsyncPgConnection,
-    filter: &EntryFilter,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> AppResult<Vec<EntryRow>> {
-    Ok(page_on(conn, filter, after, limit).await?)
-}
-
-/// [`page`] on a shared connection, so that it can go out pipelined behind what was sent
-/// before it ([`crate::tenancy::TenantDb::read`]).
-pub async fn page_on(
-    mut conn: &AsyncPgConnection,
-    filter: &EntryFilter,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> QueryResult<Vec<EntryRow>> {
-    page_query(filter, after, limit).load(&mut conn).await
-}
-
-/// The statement [`page`] sends, with `$n` placeholders, and its parameters: for running
-/// the same SQL outside the service (the benchmark times it in psql).
-pub fn page_sql(filter: &EntryFilter, after: Option<(NaiveDate, i64)>, limit: i64) -> String {
-    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, after, limit)).to_string()
-}
-
-fn page_query(
-    filter: &EntryFilter,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, EntryRow>
-+ diesel::query_builder::QueryFragment<diesel::pg::Pg>
-+ Send
-+ 'static {
-    let mut query = time_entries::table
-        .inner_join(projects::table.inner_join(clients::table))
-        .left_join(tasks::table.on(tasks::id.nullable().eq(time_entries::task_id)))
-        .select((
-            TimeEntry::as_select(),
-            Project::as_select(),
-            Client::as_select(),
-            Option::<Task>::as_select(),
-        ))
-        .order((time_entries::work_date, time_entries::id))
-        .limit(limit)
-        .into_boxed();
-    if let Some((date, id)) = after {
-        query = query.filter(AfterCursor { date, id });
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(time_entries::work_date.ge(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(time_entries::work_date.le(to));
-    }
-    if let Some(ids) = &filter.user_ids {
-        query = query.filter(time_entries::user_id.eq_any(ids.clone()));
-    }
-    if let Some(ids) = &filter.client_ids {
-        query = query.filter(projects::client_id.eq_any(ids.clone()));
-    }
-    if let Some(ids) = &filter.project_ids {
-        query = query.filter(time_entries::project_id.eq_any(ids.clone()));
-    }
-    if let Some(ids) = &filter.task_ids {
-        query = query.filter(time_entries::task_id.eq_any(ids.clone()));
-    }
-    if let Some(billable) = filter.billable {
-        query = query.filter(time_entries::billable.eq(billable));
-    }
-    if let Some(statuses) = &filter.statuses {
-        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        query = query.filter(time_entries::status.eq_any(statuses));
-    }
-    match filter.running {
-        Some(true) => {
-            query = query.filter(
-                time_entries::started_at
-                    .is_not_null()
-                    .and(time_entries::ended_at.is_null()),
-            )
-        }
-        Some(false) => query = query.filter(time_entries::minutes.is_not_null()),
-        None => {}
-    }
-    query
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_page_after_a_cursor_is_a_statement_the_connection_can_keep_prepared() {
-        use diesel::query_builder::QueryFragment;
-        let date = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let filter = EntryFilter {
-            user_ids: Some(vec![3]),
-            ..EntryFilter::default()
-        };
-        let query = page_query(&filter, Some((date, 182)), 101);
-        assert!(query.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
-        let sql = page_sql(&filter, Some((date, 182)), 101);
-        assert!(
-            sql.contains(r#"("time_entries"."work_date", "time_entries"."id") > ($1, $2)"#),
-            "{sql}"
-        );
-        assert!(sql.ends_with("-- binds: [2026-06-01, 182, [3], 101]"), "{sql}");
-    }
 
     #[test]
     fn weeks_start_after_the_weekend() {
@@ -947,15 +669,6 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
         );
         assert_eq!(week_of(thursday, Thu), thursday);
-    }
-
-    #[test]
-    fn timers_round_up_to_the_interval() {
-        assert_eq!(timer_minutes(Duration::seconds(0), 15), 15);
-        assert_eq!(timer_minutes(Duration::seconds(60), 15), 15);
-        assert_eq!(timer_minutes(Duration::minutes(15), 15), 15);
-        assert_eq!(timer_minutes(Duration::seconds(15 * 60 + 1), 15), 30);
-        assert_eq!(timer_minutes(Duration::minutes(61), 1), 61);
     }
 
     #[test]

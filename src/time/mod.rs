@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod csv;
 pub mod emails;
 pub mod entries;
+pub mod entry_pages;
 pub mod graphql;
 pub mod reports;
+pub mod timers;
 pub mod timesheets;

@@ -18,8 +18,10 @@ use crate::graphql::support::{
 use crate::settings;
 use crate::settings::graphql::RequestSettings;
 use crate::time::catalog::{Client, Project, Task};
-use crate::time::entries::{self, EntryChanges, EntryFilter, EntryStatus, NewEntry, NewTimer, TimeEntry};
+use crate::time::entries::{self, EntryChanges, EntryStatus, NewEntry, TimeEntry};
+use crate::time::entry_pages::{self, EntryFilter};
 use crate::time::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
+use crate::time::timers::{self, NewTimer};
 use crate::time::timesheets::{self, Timesheet, TimesheetFilter, TimesheetMinutes, TimesheetStatus};
 
 const MANAGERS: &[Role] = &[Role::Admin, Role::Manager];
@@ -427,7 +429,7 @@ impl TimeQuery {
         let filter = &filter;
         let mut rows = req
             .db
-            .read(async |conn| entries::page_on(conn, filter, after, limit).await)
+            .read(async |conn| entry_pages::page_on(conn, filter, after, limit).await)
             .await?;
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
@@ -462,7 +464,7 @@ impl TimeQuery {
         let req = ctx.request();
         let actor = &req.actor().await?;
         let mut conn = req.db.conn().await?;
-        Ok(entries::running_timer(&mut conn, actor.user_id)
+        Ok(timers::running_timer(&mut conn, actor.user_id)
             .await?
             .map(TimeEntryNode))
     }
@@ -692,7 +694,7 @@ impl TimeMutation {
         };
         let value = req
             .db
-            .in_savepoint(async |conn| entries::start_timer(conn, &settings, timer, Utc::now()).await)
+            .in_savepoint(async |conn| timers::start_timer(conn, &settings, timer, Utc::now()).await)
             .await?;
         Ok(TimeEntryNode(value))
     }
@@ -704,7 +706,7 @@ impl TimeMutation {
         let settings = req.settings().await?;
         let value = req
             .db
-            .in_savepoint(async |conn| entries::stop_timer(conn, &settings, actor.user_id, Utc::now()).await)
+            .in_savepoint(async |conn| timers::stop_timer(conn, &settings, actor.user_id, Utc::now()).await)
             .await?;
         Ok(TimeEntryNode(value))
     }

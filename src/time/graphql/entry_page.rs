@@ -20,7 +20,7 @@ use crate::auth::users::User;
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{ById, NodeType, PageStats, RequestContext, feed};
 use crate::time::catalog::{Client, Project, Task};
-use crate::time::entries::EntryRow;
+use crate::time::entry_pages::EntryRow;
 use crate::time::reports;
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
