@@ -2,7 +2,6 @@
 //! live invoice per entry, issue, payments and void, and who may see them.
 
 use crate::common::{TestApp, TestTenant, assert_error};
-use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 
 const INVOICE_FIELDS: &str = "id number status currency taxRate discountRate subtotal discount tax total paid \
@@ -17,94 +16,49 @@ fn issue_query() -> String {
     format!("mutation($id: ID!) {{ issueInvoice(id: $id) {{ {INVOICE_FIELDS} }} }}")
 }
 
-async fn exec(app: &TestApp, sql: &str) {
-    let mut conn = app.raw_conn().await;
-    conn.batch_execute(sql).await.unwrap();
-}
-
-async fn id_of(
-    app: &TestApp,
-    t: &TestTenant,
-    token: &str,
-    query: &str,
-    variables: Value,
-    path: &[&str],
-) -> Value {
-    let mut data = app.gql(&t.host, Some(token), query, variables).await;
-    for key in path {
-        data = data[*key].clone();
-    }
-    data
-}
-
-/// A client with two projects (rates as given) and the admin's id.
+/// A client "Globex Ltd" (billing email ap@globex.example) with a project "Project i"
+/// (code Pi) at each rate of `rates`.
 async fn client_with_projects(
     app: &TestApp,
     t: &TestTenant,
     admin: &str,
     rates: &[&str],
 ) -> (Value, Vec<Value>) {
-    let client = id_of(
-        app,
-        t,
-        admin,
-        "mutation { createClient(input: {name: \"Globex Ltd\", billingEmail: \"ap@globex.example\"}) { id } }",
-        json!({}),
-        &["createClient", "id"],
-    )
-    .await;
+    let build = app.as_user(t, admin);
+    let client = build
+        .client_with(json!({ "name": "Globex Ltd", "billingEmail": "ap@globex.example" }))
+        .await;
     let mut projects = Vec::new();
     for (i, rate) in rates.iter().enumerate() {
         projects.push(
-            id_of(
-                app,
-                t,
-                admin,
-                "mutation($i: CreateProjectInput!) { createProject(input: $i) { id } }",
-                json!({ "i": { "clientId": client, "name": format!("Project {i}"), "code": format!("P{i}"),
-                               "hourlyRate": rate } }),
-                &["createProject", "id"],
-            )
-            .await,
+            build
+                .project_with(json!({ "clientId": client, "name": format!("Project {i}"),
+                                      "code": format!("P{i}"), "hourlyRate": rate }))
+                .await,
         );
     }
     (client, projects)
 }
 
-async fn log(app: &TestApp, t: &TestTenant, token: &str, project: &Value, date: &str, minutes: i64) -> Value {
-    id_of(
-        app,
-        t,
-        token,
-        "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { id } }",
-        json!({ "i": { "projectId": project, "date": date, "minutes": minutes, "notes": "work" } }),
-        &["createTimeEntry", "id"],
+/// A draft for `client` over October 2026, made by `admin`, with whatever time is billable.
+async fn october_draft(app: &TestApp, t: &TestTenant, admin: &str, client: &Value) -> Value {
+    app.gql(
+        &t.host,
+        Some(admin),
+        "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
+        json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
     )
-    .await
+    .await["createInvoice"]["id"]
+        .clone()
 }
 
 /// Approval of time is the timesheet flow's business (tested with time tracking); here the
 /// entries are simply marked approved.
 async fn approve_all(app: &TestApp, schema: &str) {
-    exec(
-        app,
-        &format!("UPDATE {schema}.time_entries SET status = 'APPROVED' WHERE status = 'DRAFT'"),
-    )
+    app.exec(&format!(
+        "UPDATE {schema}.time_entries SET status = 'APPROVED' WHERE status = 'DRAFT'"
+    ))
     .await;
-}
-
-async fn settings(app: &TestApp, t: &TestTenant, admin: &str, input: Value) {
-    app.gql(
-        &t.host,
-        Some(admin),
-        "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { overridden } }",
-        json!({ "i": input }),
-    )
-    .await;
-}
-
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    app.count(sql).await
 }
 
 #[tokio::test]
@@ -112,21 +66,17 @@ async fn totals_are_exact_to_the_cent_for_awkward_rates_and_minutes() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    settings(
-        &app,
-        &t,
-        &admin,
-        json!({ "timecaptureIntervalMinutes": 1, "defaultTaxRate": "15", "currency": "EUR" }),
-    )
-    .await;
+    app.as_user(&t, &admin)
+        .settings(json!({ "timecaptureIntervalMinutes": 1, "defaultTaxRate": "15", "currency": "EUR" }))
+        .await;
     let (client, projects) = client_with_projects(&app, &t, &admin, &["333.33", "95.55"]).await;
-    log(&app, &t, &admin, &projects[0], "2026-10-05", 7).await;
-    log(&app, &t, &admin, &projects[1], "2026-10-06", 20).await;
-    log(&app, &t, &admin, &projects[1], "2026-10-07", 25).await;
+    app.as_user(&t, &admin).log(&projects[0], "2026-10-05", 7).await;
+    app.as_user(&t, &admin).log(&projects[1], "2026-10-06", 20).await;
+    app.as_user(&t, &admin).log(&projects[1], "2026-10-07", 25).await;
     // Outside the period, and not yet approved: neither is billed.
-    log(&app, &t, &admin, &projects[1], "2026-11-02", 60).await;
+    app.as_user(&t, &admin).log(&projects[1], "2026-11-02", 60).await;
     approve_all(&app, "acme").await;
-    log(&app, &t, &admin, &projects[1], "2026-10-08", 60).await;
+    app.as_user(&t, &admin).log(&projects[1], "2026-10-08", 60).await;
 
     let created = app
         .gql(
@@ -222,11 +172,8 @@ async fn totals_are_exact_to_the_cent_for_awkward_rates_and_minutes() {
         (&json!("ISSUED"), &json!("166.16"))
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM acme.time_entries WHERE status = 'INVOICED'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM acme.time_entries WHERE status = 'INVOICED'")
+            .await,
         3
     );
     for (query, vars) in [
@@ -265,7 +212,8 @@ async fn totals_are_exact_to_the_cent_for_awkward_rates_and_minutes() {
         .await;
     assert_eq!(code, "CONFLICT");
     assert_eq!(
-        count(&app, "SELECT (subtotal * 100)::bigint AS n FROM acme.invoices").await,
+        app.count("SELECT (subtotal * 100)::bigint AS n FROM acme.invoices")
+            .await,
         16055
     );
 }
@@ -283,15 +231,7 @@ async fn fifty_concurrent_issues_take_fifty_consecutive_numbers_per_tenant() {
     let (acme, admin, client) = &tenants[0];
     let mut drafts = Vec::new();
     for i in 0..50 {
-        let draft = id_of(
-            &app,
-            acme,
-            admin,
-            "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
-            json!({ "i": { "clientId": client, "from": "2026-10-01", "to": "2026-10-31" } }),
-            &["createInvoice", "id"],
-        )
-        .await;
+        let draft = october_draft(&app, acme, admin, client).await;
         app.gql(
             &acme.host,
             Some(admin),
@@ -328,15 +268,7 @@ async fn fifty_concurrent_issues_take_fifty_consecutive_numbers_per_tenant() {
 
     // Globex numbers on its own: its first invoice is 0001 too.
     let (globex, globex_admin, globex_client) = &tenants[1];
-    let draft = id_of(
-        &app,
-        globex,
-        globex_admin,
-        "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
-        json!({ "i": { "clientId": globex_client, "from": "2026-10-01", "to": "2026-10-31" } }),
-        &["createInvoice", "id"],
-    )
-    .await;
+    let draft = october_draft(&app, globex, globex_admin, globex_client).await;
     app.gql(
         &globex.host,
         Some(globex_admin),
@@ -345,15 +277,7 @@ async fn fifty_concurrent_issues_take_fifty_consecutive_numbers_per_tenant() {
     )
     .await;
     // An empty draft is not issued, and takes no number.
-    let empty = id_of(
-        &app,
-        globex,
-        globex_admin,
-        "mutation($i: CreateInvoiceInput!) { createInvoice(input: $i) { id } }",
-        json!({ "i": { "clientId": globex_client, "from": "2026-10-01", "to": "2026-10-31" } }),
-        &["createInvoice", "id"],
-    )
-    .await;
+    let empty = october_draft(&app, globex, globex_admin, globex_client).await;
     let (code, _) = app
         .gql_error(
             &globex.host,
@@ -399,7 +323,9 @@ async fn an_entry_lands_on_one_invoice_even_when_two_drafts_are_made_at_once() {
     let admin = app.login_admin(&t).await;
     let (client, projects) = client_with_projects(&app, &t, &admin, &["120"]).await;
     for day in 1..=20 {
-        log(&app, &t, &admin, &projects[0], &format!("2026-10-{day:02}"), 60).await;
+        app.as_user(&t, &admin)
+            .log(&projects[0], &format!("2026-10-{day:02}"), 60)
+            .await;
     }
     approve_all(&app, "acme").await;
     let create = || {
@@ -429,15 +355,13 @@ async fn an_entry_lands_on_one_invoice_even_when_two_drafts_are_made_at_once() {
     billed.dedup();
     assert_eq!((total, billed.len()), (20, 20), "every entry billed exactly once");
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(DISTINCT time_entry_id) AS n FROM acme.invoice_entries WHERE live"
-        )
-        .await,
+        app.count("SELECT count(DISTINCT time_entry_id) AS n FROM acme.invoice_entries WHERE live")
+            .await,
         20
     );
     assert_eq!(
-        count(&app, "SELECT count(*) AS n FROM acme.invoice_entries WHERE live").await,
+        app.count("SELECT count(*) AS n FROM acme.invoice_entries WHERE live")
+            .await,
         20
     );
 }
@@ -450,8 +374,8 @@ async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() 
     let manager = app.create_user(&t, &admin, "pm@acme.example", "MANAGER").await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
     let (client, projects) = client_with_projects(&app, &t, &admin, &["100"]).await;
-    log(&app, &t, &admin, &projects[0], "2026-10-05", 90).await;
-    log(&app, &t, &admin, &projects[0], "2026-10-06", 30).await;
+    app.as_user(&t, &admin).log(&projects[0], "2026-10-05", 90).await;
+    app.as_user(&t, &admin).log(&projects[0], "2026-10-06", 30).await;
     approve_all(&app, "acme").await;
     let new_draft = || async {
         app.gql(
@@ -510,11 +434,8 @@ async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() 
         json!({ "status": "VOID", "number": number, "voidReason": "wrong rate", "balanceDue": "0.00" })
     );
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) AS n FROM acme.time_entries WHERE status = 'APPROVED'"
-        )
-        .await,
+        app.count("SELECT count(*) AS n FROM acme.time_entries WHERE status = 'APPROVED'")
+            .await,
         2
     );
     // They are billed again, under the next number: no gap, no reuse.
@@ -610,7 +531,7 @@ async fn voiding_releases_entries_payments_settle_and_members_see_no_invoices() 
     assert!(node["data"]["node"].is_null(), "{node}");
 
     // Overdue comes from the due date in the tenant's zone.
-    exec(&app, "UPDATE acme.invoices SET status = 'ISSUED', paid = 0, due_date = current_date - 1 WHERE status = 'PAID'").await;
+    app.exec("UPDATE acme.invoices SET status = 'ISSUED', paid = 0, due_date = current_date - 1 WHERE status = 'PAID'").await;
     let overdue = app
         .gql(
             &t.host,
@@ -646,32 +567,17 @@ async fn the_invoice_pdf_shows_its_numbers_and_names_only_to_its_tenants_manager
     let globex_admin = app.login_admin(&globex).await;
     let manager = app.create_user(&t, &admin, "pm@acme.example", "MANAGER").await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    settings(
-        &app,
-        &t,
-        &admin,
-        json!({ "defaultTaxRate": "15", "currency": "CHF" }),
-    )
-    .await;
-    let client = id_of(
-        &app,
-        &t,
-        &admin,
-        "mutation { createClient(input: {name: \"Zürcher Ärztehaus AG\", billingEmail: \"buchhaltung@aerztehaus.example\"}) { id } }",
-        json!({}),
-        &["createClient", "id"],
-    )
-    .await;
-    let project = id_of(
-        &app,
-        &t,
-        &admin,
-        "mutation($c: ID!) { createProject(input: {clientId: $c, name: \"Ωmega Łódź rollout\", hourlyRate: \"1234.5\"}) { id } }",
-        json!({ "c": client }),
-        &["createProject", "id"],
-    )
-    .await;
-    log(&app, &t, &admin, &project, "2026-10-05", 480).await;
+    app.as_user(&t, &admin)
+        .settings(json!({ "defaultTaxRate": "15", "currency": "CHF" }))
+        .await;
+    let build = app.as_user(&t, &admin);
+    let client = build
+        .client_with(
+            json!({ "name": "Zürcher Ärztehaus AG", "billingEmail": "buchhaltung@aerztehaus.example" }),
+        )
+        .await;
+    let project = build.project(&client, "Ωmega Łódź rollout", "1234.5").await;
+    app.as_user(&t, &admin).log(&project, "2026-10-05", 480).await;
     approve_all(&app, "acme").await;
     let draft = app
         .gql(
@@ -800,7 +706,7 @@ async fn an_issued_invoice_is_emailed_with_its_pdf_from_its_own_tenant() {
         let t = app.create_tenant(schema).await;
         let admin = app.login_admin(&t).await;
         let (client, projects) = client_with_projects(&app, &t, &admin, &["150"]).await;
-        log(&app, &t, &admin, &projects[0], "2026-10-05", 120).await;
+        app.as_user(&t, &admin).log(&projects[0], "2026-10-05", 120).await;
         approve_all(&app, schema).await;
         let draft = app
             .gql(
@@ -818,11 +724,8 @@ async fn an_issued_invoice_is_emailed_with_its_pdf_from_its_own_tenant() {
             .await;
         assert_eq!(code, "CONFLICT");
         assert_eq!(
-            count(
-                &app,
-                "SELECT count(*) AS n FROM public.jobs WHERE payload->>'template' = 'invoice_sent'"
-            )
-            .await,
+            app.count("SELECT count(*) AS n FROM public.jobs WHERE payload->>'template' = 'invoice_sent'")
+                .await,
             sent.len() as i64
         );
         let number = app

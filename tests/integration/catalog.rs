@@ -1,7 +1,7 @@
 //! Clients, projects, tasks and members through the API, against PostgreSQL.
 
-use crate::common::{TestApp, TestTenant, assert_error};
-use serde_json::{Value, json};
+use crate::common::{TestApp, assert_error, assert_error_for};
+use serde_json::json;
 
 const CREATE_CLIENT: &str = "mutation($i: CreateClientInput!) { createClient(input: $i) { id name } }";
 const CREATE_PROJECT: &str =
@@ -9,36 +9,13 @@ const CREATE_PROJECT: &str =
 const CREATE_TASK: &str =
     "mutation($i: CreateTaskInput!) { createTask(input: $i) { id name project { name } } }";
 
-async fn client(app: &TestApp, t: &TestTenant, token: &str, name: &str) -> Value {
-    app.gql(
-        &t.host,
-        Some(token),
-        CREATE_CLIENT,
-        json!({ "i": { "name": name } }),
-    )
-    .await["createClient"]["id"]
-        .clone()
-}
-
-async fn project(
-    app: &TestApp,
-    t: &TestTenant,
-    token: &str,
-    client_id: &Value,
-    name: &str,
-    code: Option<&str>,
-) -> Value {
-    let input = json!({ "i": { "clientId": client_id, "name": name, "code": code, "hourlyRate": "950.00" } });
-    app.gql(&t.host, Some(token), CREATE_PROJECT, input).await["createProject"]["id"].clone()
-}
-
 #[tokio::test]
 async fn names_are_unique_ignoring_case_where_the_product_says() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
 
-    let globex = client(&app, &t, &admin, "Globex").await;
+    let globex = app.as_user(&t, &admin).client("Globex").await;
     let (_, error) = app
         .gql_error(
             &t.host,
@@ -51,12 +28,19 @@ async fn names_are_unique_ignoring_case_where_the_product_says() {
     assert_eq!(app.count("SELECT count(*) AS n FROM acme.clients").await, 1);
 
     // Project names are unique within a client, ignoring case; codes across the tenant.
-    let initech = client(&app, &t, &admin, "Initech").await;
-    let website = project(&app, &t, &admin, &globex, "Website", Some("GLX-WEB")).await;
+    let initech = app.as_user(&t, &admin).client("Initech").await;
+    let website = app
+        .as_user(&t, &admin)
+        .project_with(
+            json!({ "clientId": globex, "name": "Website", "code": "GLX-WEB", "hourlyRate": "950.00" }),
+        )
+        .await;
     let dup = json!({ "i": { "clientId": globex, "name": "WEBSITE" } });
     let (_, error) = app.gql_error(&t.host, Some(&admin), CREATE_PROJECT, dup).await;
     assert_error(&error, "CONFLICT", Some("input.name"));
-    project(&app, &t, &admin, &initech, "website", None).await;
+    app.as_user(&t, &admin)
+        .project(&initech, "website", "950.00")
+        .await;
     let dup_code = json!({ "i": { "clientId": initech, "name": "Portal", "code": "glx-web" } });
     let (_, error) = app
         .gql_error(&t.host, Some(&admin), CREATE_PROJECT, dup_code)
@@ -124,7 +108,7 @@ async fn members_read_the_catalog_but_cannot_change_it() {
     let admin = app.login_admin(&t).await;
     let member = app.create_user(&t, &admin, "m@acme.example", "MEMBER").await;
     let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
-    let globex = client(&app, &t, &manager, "Globex").await;
+    let globex = app.as_user(&t, &manager).client("Globex").await;
 
     let (code, _) = app
         .gql_error(
@@ -172,7 +156,7 @@ async fn bad_catalog_input_is_refused_with_its_field() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    let globex = client(&app, &t, &admin, "Globex").await;
+    let globex = app.as_user(&t, &admin).client("Globex").await;
     let cases = [
         (json!({ "clientId": globex, "name": "  " }), "input.name"),
         (
@@ -198,11 +182,10 @@ async fn bad_catalog_input_is_refused_with_its_field() {
         (json!({ "clientId": "VXNlcjox", "name": "P" }), "input.clientId"),
     ];
     for (input, field) in cases {
-        let (code, error) = app
+        let (_, error) = app
             .gql_error(&t.host, Some(&admin), CREATE_PROJECT, json!({ "i": input }))
             .await;
-        assert_eq!(code, "BAD_USER_INPUT", "{input}");
-        assert_eq!(error["extensions"]["field"], field, "{input}");
+        assert_error_for(&input, &error, "BAD_USER_INPUT", Some(field));
     }
     assert_eq!(app.count("SELECT count(*) AS n FROM acme.projects").await, 0);
     let (_, error) = app
@@ -231,8 +214,11 @@ async fn projects_update_archive_and_carry_members_with_rates() {
         )
         .await;
     let dev = users["users"]["edges"][0]["node"]["id"].clone();
-    let globex = client(&app, &t, &admin, "Globex").await;
-    let website = project(&app, &t, &admin, &globex, "Website", None).await;
+    let globex = app.as_user(&t, &admin).client("Globex").await;
+    let website = app
+        .as_user(&t, &admin)
+        .project(&globex, "Website", "950.00")
+        .await;
 
     let updated = app
         .gql(
@@ -317,28 +303,14 @@ async fn a_page_of_projects_with_relations_costs_the_same_statements_for_5_or_50
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
     let dev_token = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    let me = app
-        .gql(&t.host, Some(&dev_token), "{ me { id } }", json!({}))
-        .await["me"]["id"]
-        .clone();
+    let me = app.as_user(&t, &dev_token).my_id().await;
+    let build = app.as_user(&t, &admin);
     for c in 0..10 {
-        let client_id = client(&app, &t, &admin, &format!("Client {c}")).await;
+        let client_id = build.client(&format!("Client {c}")).await;
         for p in 0..6 {
-            let project_id = project(&app, &t, &admin, &client_id, &format!("Project {p}"), None).await;
-            app.gql(
-                &t.host,
-                Some(&admin),
-                CREATE_TASK,
-                json!({ "i": { "projectId": project_id, "name": "Build" } }),
-            )
-            .await;
-            app.gql(
-                &t.host,
-                Some(&admin),
-                "mutation($p: ID!, $u: ID!) { addProjectMember(input: {projectId: $p, userId: $u}) { id } }",
-                json!({ "p": project_id, "u": me }),
-            )
-            .await;
+            let project_id = build.project(&client_id, &format!("Project {p}"), "950.00").await;
+            build.task(&project_id, "Build").await;
+            build.member(&project_id, &me, None).await;
         }
     }
     let query = |n: usize| {

@@ -81,23 +81,13 @@ where
     }
 }
 
-async fn add_client(app: &TestApp, t: &TestTenant, name: &str) {
-    let admin = app.login_admin(t).await;
-    app.gql(
-        &t.host,
-        Some(&admin),
-        "mutation($n: String!) { createClient(input: {name: $n}) { id } }",
-        json!({ "n": name }),
-    )
-    .await;
-}
-
 #[tokio::test]
 async fn a_job_exists_if_and_only_if_its_transaction_commits() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let tenant_id = t.tenant.id;
-    add_client(&app, &t, "Globex").await;
+    let admin = app.login_admin(&t).await;
+    app.as_user(&t, &admin).client("Globex").await;
 
     // Rolled back: never there, never run.
     let mut conn = app.raw_conn().await;
@@ -302,7 +292,10 @@ async fn jobs_of_20_tenants_on_a_small_pool_each_see_their_own_tenant() {
     let mut tenants = Vec::new();
     for i in 0..20 {
         let t = app.create_tenant(&format!("tenant_{i:02}")).await;
-        add_client(&app, &t, &format!("Client of tenant {i:02}")).await;
+        let admin = app.login_admin(&t).await;
+        app.as_user(&t, &admin)
+            .client(&format!("Client of tenant {i:02}"))
+            .await;
         tenants.push(t);
     }
     // The last tenant is suspended: its jobs wait.
@@ -361,7 +354,8 @@ async fn a_due_schedule_runs_once_per_tenant_with_two_workers_up() {
     let mut tenants = Vec::new();
     for schema in ["s_one", "s_two", "s_three"] {
         let t = app.create_tenant(schema).await;
-        add_client(&app, &t, &format!("Client {schema}")).await;
+        let admin = app.login_admin(&t).await;
+        app.as_user(&t, &admin).client(&format!("Client {schema}")).await;
         tenants.push(t);
     }
     let mut conn = app.raw_conn().await;
@@ -549,7 +543,8 @@ async fn a_refusing_smtp_server_is_retried_then_recorded_as_failed() {
 async fn shutdown_lets_short_jobs_finish_and_releases_long_ones_undone() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
-    add_client(&app, &t, "Globex").await;
+    let admin = app.login_admin(&t).await;
+    app.as_user(&t, &admin).client("Globex").await;
     let mut registry = crowdminder::app::jobs();
     // A job that renames the client, then takes its time: half-done if it were cut short.
     registry.register("rename", move |ctx: JobContext| {

@@ -1,6 +1,6 @@
 //! Time entries, timers, timesheets and reports through the API, against PostgreSQL.
 
-use crate::common::{TestApp, TestTenant};
+use crate::common::{TestApp, assert_error};
 use axum::http::StatusCode;
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
@@ -16,12 +16,6 @@ const DELETE_ENTRY: &str = "mutation($id: ID!) { deleteTimeEntry(id: $id) }";
 const START_TIMER: &str =
     "mutation($i: StartTimerInput!) { startTimer(input: $i) { id running startedAt date } }";
 const STOP_TIMER: &str = "mutation { stopTimer { id running minutes startedAt endedAt } }";
-
-async fn exec(app: &TestApp, sql: &str) {
-    use diesel_async::SimpleAsyncConnection;
-    let mut conn = app.raw_conn().await;
-    conn.batch_execute(sql).await.unwrap();
-}
 
 /// A snapshot of a tenant's entries, to show a refused mutation changed nothing.
 async fn entries_state(app: &TestApp, schema: &str) -> Vec<String> {
@@ -42,66 +36,6 @@ async fn entries_state(app: &TestApp, schema: &str) -> Vec<String> {
     .collect()
 }
 
-async fn my_id(app: &TestApp, t: &TestTenant, token: &str) -> Value {
-    app.gql(&t.host, Some(token), "{ me { id } }", json!({})).await["me"]["id"].clone()
-}
-
-/// A client "Globex" with project "Website" (rate 100.00) and its task "Build".
-struct Catalog {
-    client: Value,
-    project: Value,
-    task: Value,
-}
-
-async fn catalog(app: &TestApp, t: &TestTenant, admin: &str, rate: &str) -> Catalog {
-    let client = app
-        .gql(
-            &t.host,
-            Some(admin),
-            "mutation { createClient(input: {name: \"Globex\"}) { id } }",
-            json!({}),
-        )
-        .await["createClient"]["id"]
-        .clone();
-    let project = app
-        .gql(
-            &t.host,
-            Some(admin),
-            "mutation($i: CreateProjectInput!) { createProject(input: $i) { id } }",
-            json!({ "i": { "clientId": client, "name": "Website", "code": "WEB", "hourlyRate": rate } }),
-        )
-        .await["createProject"]["id"]
-        .clone();
-    let task = app
-        .gql(
-            &t.host,
-            Some(admin),
-            "mutation($i: CreateTaskInput!) { createTask(input: $i) { id } }",
-            json!({ "i": { "projectId": project, "name": "Build" } }),
-        )
-        .await["createTask"]["id"]
-        .clone();
-    Catalog {
-        client,
-        project,
-        task,
-    }
-}
-
-async fn set_settings(app: &TestApp, t: &TestTenant, admin: &str, input: Value) {
-    app.gql(
-        &t.host,
-        Some(admin),
-        "mutation($i: UpdateTenantSettingsInput!) { updateTenantSettings(input: $i) { timeZone } }",
-        json!({ "i": input }),
-    )
-    .await;
-}
-
-fn field(error: &Value) -> Option<&str> {
-    error["extensions"]["field"].as_str()
-}
-
 #[tokio::test]
 async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
     let app = TestApp::new().await;
@@ -109,16 +43,12 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
     let admin = app.login_admin(&t).await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
     let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
-    let c = catalog(&app, &t, &admin, "100.00").await;
-    let member_id = my_id(&app, &t, &member).await;
+    let c = app.as_user(&t, &admin).catalog("100.00").await;
+    let member_id = app.as_user(&t, &member).my_id().await;
     // The member's own rate on the project overrides the project's.
-    app.gql(
-        &t.host,
-        Some(&admin),
-        "mutation($i: AddProjectMemberInput!) { addProjectMember(input: $i) { id } }",
-        json!({ "i": { "projectId": c.project, "userId": member_id, "hourlyRate": "120" } }),
-    )
-    .await;
+    app.as_user(&t, &admin)
+        .member(&c.project, &member_id, Some("120"))
+        .await;
 
     let first = app
         .gql(
@@ -160,7 +90,7 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
     assert_eq!(before.len(), 2);
 
     // An off-grid duration (the interval is 15 minutes).
-    let (code, error) = app
+    let (_, error) = app
         .gql_error(
             &t.host,
             Some(&member),
@@ -168,11 +98,8 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
             json!({ "i": { "projectId": c.project, "date": "2026-11-23", "minutes": 50 } }),
         )
         .await;
-    assert_eq!(
-        (code.as_str(), field(&error)),
-        ("BAD_USER_INPUT", Some("input.minutes"))
-    );
-    let (code, error) = app
+    assert_error(&error, "BAD_USER_INPUT", Some("input.minutes"));
+    let (_, error) = app
         .gql_error(
             &t.host,
             Some(&member),
@@ -181,13 +108,10 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
                             "endedAt": "2026-11-25T09:20:00Z" } }),
         )
         .await;
-    assert_eq!(
-        (code.as_str(), field(&error)),
-        ("BAD_USER_INPUT", Some("input.endedAt"))
-    );
+    assert_error(&error, "BAD_USER_INPUT", Some("input.endedAt"));
 
     // An overlap with the member's own timed entry.
-    let (code, error) = app
+    let (_, error) = app
         .gql_error(
             &t.host,
             Some(&member),
@@ -196,10 +120,7 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
                             "endedAt": "2026-11-24T10:30:00Z" } }),
         )
         .await;
-    assert_eq!(
-        (code.as_str(), field(&error)),
-        ("CONFLICT", Some("input.startedAt"))
-    );
+    assert_error(&error, "CONFLICT", Some("input.startedAt"));
     // Moving an entry onto another is an overlap as well.
     let other = app
         .gql(
@@ -293,7 +214,7 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
         )
         .await;
     assert_eq!(code, "FORBIDDEN");
-    let admin_id = my_id(&app, &t, &admin).await;
+    let admin_id = app.as_user(&t, &admin).my_id().await;
     let (code, _) = app
         .gql_error(
             &t.host,
@@ -389,7 +310,7 @@ async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
     let admin = app.login_admin(&t).await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
     let manager = app.create_user(&t, &admin, "boss@acme.example", "MANAGER").await;
-    let c = catalog(&app, &t, &admin, "100").await;
+    let c = app.as_user(&t, &admin).catalog("100").await;
     let entry = app
         .gql(
             &t.host,
@@ -401,7 +322,7 @@ async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
         .clone();
 
     // Weeks start on Monday for a Monday-to-Friday week.
-    let (code, error) = app
+    let (_, error) = app
         .gql_error(
             &t.host,
             Some(&member),
@@ -409,10 +330,7 @@ async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
             json!({}),
         )
         .await;
-    assert_eq!(
-        (code.as_str(), field(&error)),
-        ("BAD_USER_INPUT", Some("weekStart"))
-    );
+    assert_error(&error, "BAD_USER_INPUT", Some("weekStart"));
     let sheet = app
         .gql(
             &t.host,
@@ -444,7 +362,7 @@ async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
         )
         .await;
     assert_eq!(code, "FORBIDDEN");
-    let (code, error) = app
+    let (_, error) = app
         .gql_error(
             &t.host,
             Some(&manager),
@@ -452,7 +370,7 @@ async fn timesheets_are_submitted_rejected_and_approved_by_someone_else() {
             json!({ "id": sheet["id"] }),
         )
         .await;
-    assert_eq!((code.as_str(), field(&error)), ("BAD_USER_INPUT", Some("reason")));
+    assert_error(&error, "BAD_USER_INPUT", Some("reason"));
     let rejected = app
         .gql(
             &t.host,
@@ -574,7 +492,7 @@ async fn a_stopped_timer_rounds_up_and_the_next_starts_where_it_ended() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    let c = catalog(&app, &t, &admin, "80").await;
+    let c = app.as_user(&t, &admin).catalog("80").await;
     let running = app
         .gql(&t.host, Some(&admin), "{ runningTimer { id } }", json!({}))
         .await;
@@ -601,11 +519,8 @@ async fn a_stopped_timer_rounds_up_and_the_next_starts_where_it_ended() {
         .await;
     assert_eq!(code, "CONFLICT");
     // Seven minutes ago: it counts one whole interval.
-    exec(
-        &app,
-        "UPDATE acme.time_entries SET started_at = date_trunc('minute', now()) - interval '7 minutes'",
-    )
-    .await;
+    app.exec("UPDATE acme.time_entries SET started_at = date_trunc('minute', now()) - interval '7 minutes'")
+        .await;
     let running = app
         .gql(&t.host, Some(&admin), "{ runningTimer { id notes } }", json!({}))
         .await;
@@ -637,7 +552,7 @@ async fn imports_are_idempotent_by_external_reference() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    let c = catalog(&app, &t, &admin, "80").await;
+    let c = app.as_user(&t, &admin).catalog("80").await;
     let input = json!({ "i": { "projectId": c.project, "date": "2026-11-02", "minutes": 45,
                                 "externalRef": "sheet-1:row-7" } });
     let first = app.gql(&t.host, Some(&admin), CREATE_ENTRY, input.clone()).await;
@@ -672,14 +587,12 @@ async fn report_totals_equal_their_entries_across_dst_and_a_month_in_auckland() 
     let app = TestApp::new().await;
     let t = app.create_tenant("kiwi").await;
     let admin = app.login_admin(&t).await;
-    set_settings(
-        &app,
-        &t,
-        &admin,
-        json!({ "timeZone": "Pacific/Auckland", "timecaptureIntervalMinutes": 1, "currency": "NZD" }),
-    )
-    .await;
-    let c = catalog(&app, &t, &admin, "333.33").await;
+    app.as_user(&t, &admin)
+        .settings(
+            json!({ "timeZone": "Pacific/Auckland", "timecaptureIntervalMinutes": 1, "currency": "NZD" }),
+        )
+        .await;
+    let c = app.as_user(&t, &admin).catalog("333.33").await;
     let entries = [
         // 01:00 NZST to 04:00 NZDT on 27 September, the night clocks go forward: 2 hours.
         ("2026-09-26T13:00:00Z", "2026-09-26T15:00:00Z", true),
@@ -831,7 +744,7 @@ async fn two_tenants_with_the_same_ids_see_only_their_own_time() {
     let mut entry_ids = Vec::new();
     for (t, notes, minutes) in [(&a, "work for A", 60), (&b, "work for B", 120)] {
         let admin = app.login_admin(t).await;
-        let c = catalog(&app, t, &admin, "100").await;
+        let c = app.as_user(t, &admin).catalog("100").await;
         let entry = app
             .gql(
                 &t.host,
@@ -911,7 +824,7 @@ async fn utilization_is_billable_hours_over_working_days() {
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    let c = catalog(&app, &t, &admin, "100").await;
+    let c = app.as_user(&t, &admin).catalog("100").await;
     for (date, minutes, billable) in [
         ("2026-11-23", 480, true),
         ("2026-11-24", 240, true),
@@ -945,11 +858,7 @@ async fn utilization_is_billable_hours_over_working_days() {
     assert_eq!(dev["availableHours"], "40");
     assert_eq!(dev["utilization"], "0.3");
     // A Sunday-to-Thursday week of 7.5 hour days.
-    set_settings(
-        &app,
-        &t,
-        &admin,
-        json!({ "workWeek": ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY"], "billableHoursInWorkingDay": "7.5" }),
+    app.as_user(&t, &admin).settings(json!({ "workWeek": ["SUNDAY", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY"], "billableHoursInWorkingDay": "7.5" }),
     )
     .await;
     let mine = app
@@ -973,11 +882,9 @@ async fn a_page_of_entries_with_its_relations_costs_the_same_statements_for_5_or
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
     app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    let _ = catalog(&app, &t, &admin, "100").await;
+    let _ = app.as_user(&t, &admin).catalog("100").await;
     // 20 clients with a project and a task each; 120 entries spread over them and two users.
-    exec(
-        &app,
-        "INSERT INTO acme.clients (name) SELECT 'Client ' || i FROM generate_series(1, 20) i;
+    app.exec("INSERT INTO acme.clients (name) SELECT 'Client ' || i FROM generate_series(1, 20) i;
          INSERT INTO acme.projects (client_id, name, hourly_rate) SELECT id, 'Project of ' || name, 50 FROM acme.clients;
          INSERT INTO acme.tasks (project_id, name) SELECT id, 'Work' FROM acme.projects;
          INSERT INTO acme.time_entries (user_id, project_id, task_id, work_date, minutes, billable, hourly_rate)
@@ -1015,10 +922,9 @@ async fn pages_of_entries_follow_each_other_in_date_order() {
     let app = TestApp::new().await;
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
-    let _ = catalog(&app, &t, &admin, "100").await;
+    let _ = app.as_user(&t, &admin).catalog("100").await;
     // 45 entries over 9 days, inserted out of date order.
-    exec(
-        &app,
+    app.exec(
         "INSERT INTO acme.time_entries (user_id, project_id, work_date, minutes, billable, notes)
          SELECT 1, 1, date '2026-11-01' + (i * 4) % 9, 15, true, 'e' || i FROM generate_series(1, 45) i",
     )
@@ -1071,12 +977,10 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     let t = app.create_tenant("acme").await;
     let admin = app.login_admin(&t).await;
     let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
-    let _ = catalog(&app, &t, &admin, "100").await;
+    let _ = app.as_user(&t, &admin).catalog("100").await;
     // A second client and project without rate or code, a non-billable task, and entries of
     // every shape: with and without task, rate and reference; timed, running, approved.
-    exec(
-        &app,
-        "UPDATE acme.clients SET billing_email = 'ap@globex.example';
+    app.exec("UPDATE acme.clients SET billing_email = 'ap@globex.example';
          UPDATE acme.projects SET budget_hours = 120.5;
          INSERT INTO acme.clients (name) VALUES ('Initech');
          INSERT INTO acme.projects (client_id, name, billable)
@@ -1121,7 +1025,9 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
         )
     };
     for currency in ["EUR", "JPY"] {
-        set_settings(&app, &t, &admin, json!({ "currency": currency })).await;
+        app.as_user(&t, &admin)
+            .settings(json!({ "currency": currency }))
+            .await;
         for (who, token, entries) in [("admin", &admin, 5), ("member", &member, 3)] {
             let mut after = Value::Null;
             let mut seen = 0;

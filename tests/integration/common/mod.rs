@@ -5,6 +5,8 @@
 //! crashed run (named after a process that no longer exists) are swept at the next start.
 #![allow(dead_code)]
 
+mod build;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -277,6 +279,12 @@ impl TestApp {
         row.n
     }
 
+    /// Runs `sql` (one or more statements) on a connection of its own, as the owner.
+    pub async fn exec(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        self.raw_conn().await.batch_execute(sql).await.unwrap();
+    }
+
     /// A raw connection to the test database, for setting up and checking what the API cannot.
     pub async fn raw_conn(&self) -> AsyncPgConnection {
         tenancy::connect(&self.db.url).await.unwrap()
@@ -480,21 +488,27 @@ impl TestApp {
     }
 }
 
-/// Retries `check` for up to two seconds: for effects that travel through LISTEN/NOTIFY.
 /// Asserts that `error` (one entry of a response's `errors`) carries `code` and, in
 /// `extensions.field`, `field` (or no field).
 #[track_caller]
 pub fn assert_error(error: &Value, code: &str, field: Option<&str>) {
+    assert_error_for("", error, code, field);
+}
+
+/// [`assert_error`] for one case of many, named by `case` (its input, say) when it fails.
+#[track_caller]
+pub fn assert_error_for(case: impl std::fmt::Display, error: &Value, code: &str, field: Option<&str>) {
     assert_eq!(
         (
             error["extensions"]["code"].as_str(),
             error["extensions"]["field"].as_str()
         ),
         (Some(code), field),
-        "{error}"
+        "{case} {error}"
     );
 }
 
+/// Retries `check` for up to two seconds: for effects that travel through LISTEN/NOTIFY.
 pub async fn eventually<F, Fut>(mut check: F)
 where
     F: FnMut() -> Fut,
