@@ -2,7 +2,8 @@
 # The two commands of the README.
 #
 #   scripts/dev.sh up     the service with a database and the demo tenant, at 127.0.0.1:8080
-#   scripts/dev.sh test   the whole test suite against a private PostgreSQL
+#   scripts/dev.sh test   the whole test suite against a private PostgreSQL, straight and
+#                         through a private pgbouncer in transaction mode
 #
 # Without DATABASE_URL, `up` starts a private PostgreSQL under .data/postgres (port 54329)
 # and reuses it on the next start. `test` always uses its own under .data/postgres-test
@@ -69,11 +70,23 @@ case "${1:-}" in
     server=$(scripts/pg.sh start .data/postgres-test 54330 -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
     export TEST_DATABASE_URL=$server
     shift
-    if cargo nextest --version >/dev/null 2>&1; then
-      cargo nextest run --workspace --no-fail-fast "$@"
-    else
-      cargo test --workspace --no-fail-fast "$@"
-    fi
+    run_tests() {
+      if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-fail-fast "$@"
+      else
+        cargo test --workspace --no-fail-fast "$@"
+      fi
+    }
+    # Twice: straight to PostgreSQL, then with every service pool going through pgbouncer in
+    # transaction mode (4 server connections a database), as operators run it. Only what
+    # needs a session of its own (LISTEN, the harness's set-up) connects directly then.
+    echo "== tests straight to PostgreSQL"
+    status=0
+    run_tests "$@" || status=$?
+    pooler=$(scripts/pgbouncer.sh start .data/pgbouncer-test 54340 "$server" 4)
+    echo "== tests through pgbouncer (transaction mode) at $pooler"
+    TEST_POOLER_URL=$pooler run_tests "$@" || status=$?
+    exit $status
     ;;
   *)
     echo "usage: $0 up | test [test filters...]" >&2

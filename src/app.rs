@@ -54,9 +54,10 @@ pub struct App {
 }
 
 impl App {
-    /// Everything a server runs with, and the listener (on its own connection to
-    /// `database_url`) that keeps its caches true to the database.
-    pub fn new(pool: DbPool, config: ServiceConfig, database_url: Secret) -> anyhow::Result<Self> {
+    /// Everything a server runs with, and the listener (on its own connection straight to
+    /// PostgreSQL, `direct_url`: LISTEN needs a session no pooler shares) that keeps its
+    /// caches true to the database.
+    pub fn new(pool: DbPool, config: ServiceConfig, direct_url: Secret) -> anyhow::Result<Self> {
         let resolver = TenantResolver::new(pool.clone());
         let settings = Arc::new(settings::settings_cache());
         let actors = Arc::new(auth::actor_cache());
@@ -85,7 +86,7 @@ impl App {
                 Notice::Ping => {}
             });
         }
-        listener.spawn(database_url, pool.clone());
+        listener.spawn(direct_url, pool.clone());
         let services = Services::new(config.clone())
             .with(JwtKeys::new(&config)?)
             .with(FileStore::open(&config.file_store, config.file_max_bytes)?)

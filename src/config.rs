@@ -38,9 +38,28 @@ impl std::str::FromStr for Secret {
 /// How to reach PostgreSQL.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseConfig {
-    /// PostgreSQL connection URL.
+    /// PostgreSQL connection URL: the server itself, or a pooler in front of it (pgbouncer in
+    /// transaction mode, say).
     #[arg(long = "database-url", env = "DATABASE_URL", hide_env_values = true)]
     pub url: Secret,
+
+    /// A connection straight to PostgreSQL, for what needs a session of its own: the change
+    /// listener (LISTEN), migrations and the operator commands. Defaults to `DATABASE_URL`;
+    /// set it when `DATABASE_URL` points at a pooler.
+    #[arg(
+        long = "database-direct-url",
+        env = "DATABASE_DIRECT_URL",
+        hide_env_values = true
+    )]
+    pub direct_url: Option<Secret>,
+
+    /// Whether a pooled connection keeps the statements it prepared (`on`: each is parsed and
+    /// planned once per connection) or prepares each one in the transaction that runs it
+    /// (`off`: what a transaction-mode pooler needs, where the next transaction may run on
+    /// another server connection). Default: `off` when `DATABASE_DIRECT_URL` names another
+    /// address than `DATABASE_URL`, else `on`.
+    #[arg(long = "db-statement-cache", env = "DB_STATEMENT_CACHE")]
+    pub statement_cache: Option<Switch>,
 
     /// Connections kept by the pool.
     #[arg(long = "db-pool-size", env = "DB_POOL_SIZE", default_value_t = 16)]
@@ -55,12 +74,57 @@ pub struct DatabaseConfig {
     pub wait_timeout_ms: u64,
 }
 
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
 impl DatabaseConfig {
     pub fn new(url: impl Into<String>, pool_size: usize) -> Self {
         Self {
             url: Secret::new(url),
+            direct_url: None,
+            statement_cache: None,
             pool_size,
             wait_timeout_ms: 5_000,
+        }
+    }
+
+    /// The same, with `direct` as the session connection (see `DATABASE_DIRECT_URL`).
+    pub fn with_direct_url(mut self, direct: impl Into<String>) -> Self {
+        self.direct_url = Some(Secret::new(direct));
+        self
+    }
+
+    /// The connection straight to PostgreSQL: `DATABASE_DIRECT_URL`, else `DATABASE_URL`.
+    pub fn direct(&self) -> &Secret {
+        self.direct_url.as_ref().unwrap_or(&self.url)
+    }
+
+    /// Whether `DATABASE_URL` reaches PostgreSQL through something else (a pooler): a
+    /// direct URL was given and differs.
+    pub fn behind_pooler(&self) -> bool {
+        self.direct() != &self.url
+    }
+
+    /// Whether pooled connections keep their prepared statements (`DB_STATEMENT_CACHE`).
+    pub fn caches_statements(&self) -> bool {
+        match self.statement_cache {
+            Some(switch) => switch == Switch::On,
+            None => !self.behind_pooler(),
+        }
+    }
+
+    /// These settings for a pool straight to PostgreSQL (`DATABASE_DIRECT_URL`), for the
+    /// operator commands: migrations and their locks need no pooler in between.
+    pub fn direct_only(&self) -> Self {
+        Self {
+            url: self.direct().clone(),
+            direct_url: None,
+            statement_cache: self.statement_cache,
+            ..self.clone()
         }
     }
 

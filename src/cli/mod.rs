@@ -231,7 +231,7 @@ impl From<anyhow::Error> for Failure {
 }
 
 pub(super) async fn connect(db: &DatabaseConfig) -> Result<diesel_async::AsyncPgConnection, Failure> {
-    tenancy::connect(db.url.expose()).await.map_err(|e| Failure {
+    tenancy::connect(db.direct().expose()).await.map_err(|e| Failure {
         code: 1,
         message: format!("cannot connect to the database: {e}"),
     })

@@ -14,7 +14,7 @@ pub(super) async fn serve(
     worker: Option<(MailConfig, WorkerConfig)>,
 ) -> Result<(), Failure> {
     let pool = tenancy::build_pool(&db)?;
-    let app = App::new(pool, service, db.url.clone())?;
+    let app = App::new(pool, service, db.direct().clone())?;
     let listener = tokio::net::TcpListener::bind(bind.bind)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", bind.bind))?;
@@ -45,8 +45,11 @@ pub(super) async fn work(
     mail: MailConfig,
     config: WorkerConfig,
 ) -> Result<(), Failure> {
-    let pool = tenancy::build_pool(&DatabaseConfig::new(db.url.expose(), 2))?;
-    let app = App::new(pool, service, db.url.clone())?;
+    let pool = tenancy::build_pool(&DatabaseConfig {
+        pool_size: 2,
+        ..db.clone()
+    })?;
+    let app = App::new(pool, service, db.direct().clone())?;
     let (shutdown, rx) = Shutdown::new();
     let handle = app.standard_worker(&db, &mail, config)?.spawn(rx);
     shutdown_signal().await;

@@ -22,7 +22,7 @@ pub(super) async fn migrate(
     };
     let jobs = jobs.max(1);
     db.pool_size = jobs + 1;
-    let pool = tenancy::build_pool(&db)?;
+    let pool = tenancy::build_pool(&db.direct_only())?;
     let started = Instant::now();
     let (public, outcomes) =
         migrations::migrate_all(

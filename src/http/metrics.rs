@@ -15,8 +15,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     use std::fmt::Write as _;
     use std::sync::atomic::Ordering;
     let depth = async {
-        let mut conn = state.pool.get().await.ok()?;
-        crate::jobs::depth(&mut conn).await.ok()
+        state
+            .pool
+            .transaction(async |conn| crate::jobs::depth(conn).await)
+            .await
+            .ok()
     };
     let Ok(Some(depth)) = tokio::time::timeout(Duration::from_secs(2), depth).await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response();

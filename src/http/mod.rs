@@ -87,8 +87,11 @@ pub fn router(state: AppState) -> Router {
 
 async fn readyz(State(state): State<AppState>) -> Response {
     let check = async {
-        let mut conn = state.pool.get().await.ok()?;
-        conn.batch_execute("SELECT 1").await.ok()
+        state
+            .pool
+            .transaction(async |conn| Ok(conn.batch_execute("SELECT 1").await?))
+            .await
+            .ok()
     };
     match tokio::time::timeout(Duration::from_secs(2), check).await {
         Ok(Some(())) => (StatusCode::OK, "ready").into_response(),

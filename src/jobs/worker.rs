@@ -19,7 +19,7 @@ use crate::error::AppError;
 use crate::services::Services;
 use crate::tenancy::Tenant;
 use crate::tenancy::registry::{self, TenantStatus};
-use crate::tenancy::{Access, DbPool, TenantDb, pool_error};
+use crate::tenancy::{Access, DbPool, TenantDb};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerConfig {
@@ -202,14 +202,19 @@ impl Worker {
 
     /// Claims up to `slots` jobs, each with its tenant (read in one more statement).
     async fn claim(&self, slots: usize) -> Result<Vec<(Job, Tenant)>, AppError> {
-        let mut conn = self.pool.get().await.map_err(pool_error)?;
         let lease = self.config.lease_seconds as i64;
-        let jobs = claim(&mut conn, &self.id, lease, slots as i64).await?;
-        if jobs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<i64> = jobs.iter().map(|j| j.tenant_id).collect();
-        let tenants = registry::find_by_ids(&mut conn, &ids).await?;
+        let (jobs, tenants) = self
+            .pool
+            .transaction(async |conn| {
+                let jobs = claim(conn, &self.id, lease, slots as i64).await?;
+                if jobs.is_empty() {
+                    return Ok((jobs, Default::default()));
+                }
+                let ids: Vec<i64> = jobs.iter().map(|j| j.tenant_id).collect();
+                let tenants = registry::find_by_ids(conn, &ids).await?;
+                Ok((jobs, tenants))
+            })
+            .await?;
         // A tenant deleted meanwhile took its jobs with it.
         Ok(jobs
             .into_iter()
@@ -218,10 +223,11 @@ impl Worker {
     }
 
     async fn requeue_abandoned(&self) {
-        let Ok(mut conn) = self.pool.get().await else {
-            return;
-        };
-        match requeue_abandoned(&mut conn).await {
+        let requeued = self
+            .pool
+            .transaction(async |conn| requeue_abandoned(conn).await)
+            .await;
+        match requeued {
             Ok(0) => {}
             Ok(n) => tracing::info!(jobs = n, "jobs of workers that stopped are back in the queue"),
             Err(e) => tracing::warn!(error = ?e, "cannot requeue abandoned jobs"),
@@ -230,10 +236,8 @@ impl Worker {
 
     /// How long to sleep with nothing to do: until the next job falls due, at most `poll`.
     async fn idle_wait(&self, poll: Duration) -> Duration {
-        let Ok(mut conn) = self.pool.get().await else {
-            return poll;
-        };
-        match next_due(&mut conn).await {
+        let due = self.pool.transaction(async |conn| next_due(conn).await).await;
+        match due {
             Ok(Some(due)) => (due - chrono::Utc::now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -243,11 +247,12 @@ impl Worker {
     }
 
     async fn check_schedules(&self) {
-        let Ok(mut conn) = self.pool.get().await else {
-            return;
-        };
         for schedule in &self.schedules {
-            match schedule::fan_out(&mut conn, schedule, chrono::Utc::now()).await {
+            let fanned = self
+                .pool
+                .transaction(async |conn| schedule::fan_out(conn, schedule, chrono::Utc::now()).await)
+                .await;
+            match fanned {
                 Ok(Some(jobs)) => tracing::info!(schedule = %schedule.name, jobs, "schedule fanned out"),
                 Ok(None) => {}
                 Err(e) => tracing::warn!(schedule = %schedule.name, error = ?e, "schedule not fanned out"),
@@ -266,23 +271,29 @@ impl Worker {
         let renewal = self.keep_leased(job.id);
         let outcome = self.attempt(&job, tenant).await;
         renewal.abort();
-        let Ok(mut conn) = self.pool.get().await else {
-            tracing::warn!("cannot record the job's outcome; its lease will end");
-            return;
-        };
         match outcome {
             Attempt::Done => {
                 self.stats.succeeded.fetch_add(1, Ordering::Relaxed);
             }
             Attempt::Release => {
                 self.stats.released.fetch_add(1, Ordering::Relaxed);
-                let _ = release(&mut conn, &[job.id], &self.id).await;
+                let released = self
+                    .pool
+                    .transaction(async |conn| release(conn, &[job.id], &self.id).await)
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(error = ?e, "cannot release the job; its lease will end");
+                }
             }
             Attempt::Failed(error) => {
                 self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 let retry_in = self.config.backoff(job.attempts);
                 tracing::warn!(error = %error, last = job.attempts >= job.max_attempts, "job failed");
-                if let Err(e) = fail(&mut conn, &job, &self.id, &error, retry_in).await {
+                let recorded = self
+                    .pool
+                    .transaction(async |conn| fail(conn, &job, &self.id, &error, retry_in).await)
+                    .await;
+                if let Err(e) = recorded {
                     tracing::warn!(error = ?e, "cannot record the failure; the lease will end");
                 }
             }
@@ -352,10 +363,11 @@ impl Worker {
             let every = Duration::from_millis(lease * 1000 / 3);
             loop {
                 tokio::time::sleep(every).await;
-                let Ok(mut conn) = worker.pool.get().await else {
-                    continue;
-                };
-                match renew(&mut conn, id, &worker.id, lease as i64).await {
+                let renewed = worker
+                    .pool
+                    .transaction(async |conn| renew(conn, id, &worker.id, lease as i64).await)
+                    .await;
+                match renewed {
                     Ok(true) => {}
                     Ok(false) => return,
                     Err(e) => tracing::warn!(job = id, error = ?e, "lease not renewed"),
@@ -385,10 +397,12 @@ impl Worker {
             .iter()
             .copied()
             .collect();
-        if !left.is_empty()
-            && let Ok(mut conn) = self.pool.get().await
-        {
-            match release(&mut conn, &left, &self.id).await {
+        if !left.is_empty() {
+            let released = self
+                .pool
+                .transaction(async |conn| release(conn, &left, &self.id).await)
+                .await;
+            match released {
                 Ok(n) => tracing::info!(jobs = n, "released unfinished jobs"),
                 Err(e) => tracing::warn!(error = ?e, "cannot release jobs; their leases will end"),
             }

@@ -99,10 +99,11 @@ impl ChangeListener {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                if let Ok(mut conn) = pool.get().await
-                    && let Err(e) = publish(&mut conn, Notice::Ping).await
-                {
-                    tracing::debug!(error = %e, "change heartbeat not sent");
+                let sent = pool
+                    .transaction(async |conn| Ok(publish(conn, Notice::Ping).await?))
+                    .await;
+                if let Err(e) = sent {
+                    tracing::debug!(error = ?e, "change heartbeat not sent");
                 }
             }
         });

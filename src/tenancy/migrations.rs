@@ -148,7 +148,7 @@ pub async fn migrate_all(
     progress: impl Fn(usize, usize, &TenantOutcome),
 ) -> Result<(Vec<&'static str>, Vec<TenantOutcome>), MigrationError> {
     let mut conn = pool
-        .get()
+        .checkout()
         .await
         .map_err(|e| MigrationError::Connection(e.to_string()))?;
     let public = migrate_public(&mut conn).await?;
@@ -162,7 +162,7 @@ pub async fn migrate_all(
     let started = Instant::now();
     let outcomes: Vec<TenantOutcome> = futures_util::stream::iter(schemas)
         .map(|schema| async move {
-            let result = match pool.get().await {
+            let result = match pool.checkout().await {
                 Ok(mut conn) => migrate_tenant(&mut conn, &schema).await,
                 Err(e) => Err(MigrationError::Connection(e.to_string())),
             };

@@ -16,11 +16,10 @@ pub mod resolver;
 mod schema_name;
 mod tenant_db;
 
-pub use pool::{DbPool, PooledConn, build_pool, connect};
+pub use pool::{ConnWork, DbPool, PooledConn, build_pool, connect};
 pub use registry::{Tenant, TenantSite, TenantStatus};
 pub use resolver::{TenantResolver, normalize_host};
 pub use schema_name::{SchemaName, SchemaNameError};
-pub(crate) use tenant_db::pool_error;
 pub use tenant_db::{Access, TenantConn, TenantDb};
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};

@@ -1,45 +1,82 @@
-//! The connection pool. Every pooled connection starts, and is handed out again, with an
-//! empty `search_path`: a tenant table resolves only inside a [`TenantDb`] transaction
-//! that named its schema, and shared tables are always written `public.x`. [`DbPool::get`]
-//! resets the path at every checkout. A tenant unit takes its connection with
-//! [`DbPool::get_unreset`]: it sets the path for its own transaction only, which no session
-//! setting can outlast.
+//! The connection pool. All pooled work runs in transactions that set their own
+//! `search_path`: a tenant unit ([`TenantDb`]) names its tenant's schema, shared work
+//! ([`DbPool::transaction`]) names none, so shared tables are always written `public.x` and
+//! no tenant table resolves there. Nothing is left on a session, which is what makes the pool
+//! safe behind a transaction-mode pooler (pgbouncer), where the next transaction may run on
+//! another server connection, shared with other clients. Behind one (see
+//! [`DatabaseConfig::caches_statements`]), connections also keep no prepared statements:
+//! each statement is prepared and closed inside the transaction that runs it.
 //!
 //! [`TenantDb`]: super::TenantDb
 
 use diesel::ConnectionResult;
+use diesel::connection::CacheSize;
 use diesel_async::pooled_connection::deadpool::{Object, Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
 use futures_util::FutureExt;
-use futures_util::future::BoxFuture;
 
 use crate::config::DatabaseConfig;
+use crate::error::{AppError, AppResult};
 
 pub type PooledConn = Object<AsyncPgConnection>;
 
-/// The connection pool. Connections come out of it with an empty `search_path`.
+/// The connection pool.
 #[derive(Clone)]
 pub struct DbPool {
     inner: Pool<AsyncPgConnection>,
 }
 
+/// BEGIN for shared work: the transaction's own path is empty.
+const SHARED_BEGIN: &str = "BEGIN; SELECT set_config('search_path', '', true)";
+
 impl DbPool {
-    /// A connection, its session's `search_path` reset (one round trip). A connection that
-    /// fails the reset is closed, and one more is tried.
-    pub async fn get(&self) -> Result<PooledConn, PoolError> {
+    /// Runs `work` in a transaction of its own on a pooled connection, with no schema on
+    /// its path (shared tables only, written `public.x`): committed when `work` succeeds,
+    /// rolled back when it fails. A connection that cannot end its transaction is closed.
+    pub async fn transaction<T, F>(&self, work: F) -> AppResult<T>
+    where
+        for<'c> F: AsyncFnOnce(&'c mut AsyncPgConnection) -> AppResult<T>
+            + ConnWork<&'c mut AsyncPgConnection, AppResult<T>, Fut: Send>
+            + Send,
+        T: Send,
+    {
+        let mut conn = self.begun(SHARED_BEGIN, |_| {}).await?;
+        let outcome = work(&mut conn).await;
+        let ended = match outcome {
+            Ok(_) => AnsiTransactionManager::commit_transaction(&mut *conn).await,
+            Err(_) => AnsiTransactionManager::rollback_transaction(&mut *conn).await,
+        };
+        if ended.is_err() {
+            drop(Object::take(conn));
+        }
+        let value = outcome?;
+        ended?;
+        Ok(value)
+    }
+
+    /// A connection inside a transaction begun with `begin_sql` (the path included), with
+    /// `prepare` applied first. A connection that fails to begin (closed by the server
+    /// since the pool last saw it) is closed, and one more is tried.
+    pub(super) async fn begun(
+        &self,
+        begin_sql: &str,
+        prepare: impl Fn(&mut PooledConn),
+    ) -> AppResult<PooledConn> {
         let mut retried = false;
         loop {
-            let mut conn = self.inner.get().await?;
-            match conn.batch_execute(RESET_SEARCH_PATH).await {
+            let mut conn = self.checkout().await.map_err(pool_error)?;
+            prepare(&mut conn);
+            match AnsiTransactionManager::begin_transaction_sql(&mut *conn, begin_sql).await {
                 Ok(()) => return Ok(conn),
                 Err(e) if retried => {
                     drop(Object::take(conn));
-                    return Err(PoolError::Backend(
-                        diesel_async::pooled_connection::PoolError::QueryError(e),
-                    ));
+                    return Err(e.into());
                 }
-                Err(_) => {
+                Err(e) => {
+                    tracing::debug!(error = ?e, "a pooled connection failed to begin; trying another");
                     drop(Object::take(conn));
                     retried = true;
                 }
@@ -47,11 +84,10 @@ impl DbPool {
         }
     }
 
-    /// A connection as the pool holds it, with no statement sent: for a tenant unit, whose
-    /// first round trip sets the path for its transaction ([`super::TenantDb`]), and
-    /// for tests that check what units leave behind. The pool has already dropped connections that were
-    /// closed or left inside a transaction.
-    pub async fn get_unreset(&self) -> Result<PooledConn, PoolError> {
+    /// A connection as the pool holds it, with no statement sent: for a tenant unit, which
+    /// begins its own transaction, and for tests that check what units leave behind. The
+    /// pool has already dropped connections that were closed or left inside a transaction.
+    pub async fn checkout(&self) -> Result<PooledConn, PoolError> {
         self.inner.get().await
     }
 
@@ -61,10 +97,32 @@ impl DbPool {
     }
 }
 
-/// Resets the session's `search_path`; run when a connection is made and by [`DbPool::get`].
+/// An async closure over a connection whose future is `Send`, which `AsyncFnOnce` alone
+/// cannot require yet: the closure is also an `FnOnce` naming its future.
+pub trait ConnWork<C, R>: AsyncFnOnce(C) -> R + FnOnce(C) -> <Self as ConnWork<C, R>>::Fut {
+    type Fut: Future<Output = R>;
+}
+
+impl<F, C, Fut, R> ConnWork<C, R> for F
+where
+    F: AsyncFnOnce(C) -> R + FnOnce(C) -> Fut,
+    Fut: Future<Output = R>,
+{
+    type Fut = Fut;
+}
+
+pub(super) fn pool_error(e: PoolError) -> AppError {
+    match e {
+        PoolError::Timeout(_) => AppError::Unavailable,
+        other => AppError::internal(anyhow::anyhow!("database pool: {other}")),
+    }
+}
+
+/// Empties the session's `search_path`: on connections straight to PostgreSQL.
 pub const RESET_SEARCH_PATH: &str = "SELECT set_config('search_path', '', false)";
 
-/// Opens one connection outside the pool (for LISTEN and for the CLI's long jobs).
+/// Opens one connection outside the pool, straight to PostgreSQL, its session's path empty:
+/// for LISTEN and for the operator commands.
 pub async fn connect(url: &str) -> ConnectionResult<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
     conn.batch_execute(RESET_SEARCH_PATH)
@@ -73,16 +131,62 @@ pub async fn connect(url: &str) -> ConnectionResult<AsyncPgConnection> {
     Ok(conn)
 }
 
-fn setup_connection(url: &str) -> BoxFuture<'_, ConnectionResult<AsyncPgConnection>> {
-    connect(url).boxed()
+/// A new connection through a transaction-mode pooler. The driver opens every connection
+/// with two session settings (UTC, UTF-8), each sent as a prepared statement outside a
+/// transaction, where the pooler may prepare on one server connection and execute on
+/// another that knows no such statement. So the settings are made inside a transaction,
+/// which the pooler keeps on one server connection; they outlast its COMMIT, and the pooler
+/// carries them over to whichever server connection serves this client next.
+async fn establish_through_pooler(url: &str) -> ConnectionResult<AsyncPgConnection> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    // Driven here until the client is dropped; its errors reach the client's calls.
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "pooled connection ended");
+        }
+    });
+    client
+        .batch_execute("BEGIN")
+        .await
+        .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+    let mut conn = AsyncPgConnection::try_from(client).await?;
+    conn.batch_execute("COMMIT")
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     let mut manager_config = ManagerConfig::default();
-    manager_config.custom_setup = Box::new(setup_connection);
+    let caches_statements = config.caches_statements();
+    // Straight to PostgreSQL a new connection also empties its session's path, so even a
+    // statement sent outside any unit finds no tenant table. Behind a pooler it sends
+    // nothing: a session setting would land on whichever server connection the pooler
+    // picked, and stay there for its other clients.
+    let direct = !config.behind_pooler();
+    manager_config.custom_setup = Box::new(move |url| {
+        async move {
+            let mut conn = if direct {
+                AsyncPgConnection::establish(url).await?
+            } else {
+                establish_through_pooler(url).await?
+            };
+            if !caches_statements {
+                conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+            }
+            if direct {
+                conn.batch_execute(RESET_SEARCH_PATH)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            }
+            Ok(conn)
+        }
+        .boxed()
+    });
     // At checkout the pool drops a connection that is closed or was left inside a
-    // transaction. The path is reset by `DbPool::get`, not here, so a tenant unit (which
-    // sets its own path with its BEGIN) spends no round trip on it.
+    // transaction; every unit then begins its own, path included, in its first round trip.
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
         config.url.expose(),

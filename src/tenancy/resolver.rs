@@ -12,7 +12,6 @@ use moka::future::Cache;
 use super::Tenant;
 use super::pool::DbPool;
 use super::registry::{self, TenantStatus};
-use super::tenant_db::pool_error;
 use crate::error::{AppError, AppResult};
 
 /// A backstop only: change notices invalidate, and a listener that may have missed one
@@ -62,8 +61,9 @@ impl TenantResolver {
         let found = self
             .cache
             .try_get_with(host.clone(), async move {
-                let mut conn = pool.get().await.map_err(pool_error)?;
-                let tenant = registry::find_by_host(&mut conn, &host).await?;
+                let tenant = pool
+                    .transaction(async |conn| Ok(registry::find_by_host(conn, &host).await?))
+                    .await?;
                 Ok::<_, AppError>(tenant.map(Arc::new))
             })
             .await

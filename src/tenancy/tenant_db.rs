@@ -8,13 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use diesel::QueryResult;
 use diesel::connection::{InstrumentationEvent, TransactionDepthChange};
 
-use diesel_async::pooled_connection::deadpool::{Object, PoolError};
+use diesel_async::pooled_connection::deadpool::Object;
 use diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
 };
 use tokio::sync::{Mutex, MutexGuard};
 
-use super::pool::{DbPool, PooledConn};
+use super::pool::{ConnWork, DbPool, PooledConn, pool_error};
 use super::{SchemaName, Tenant, set_path_statement};
 use crate::error::{AppError, AppResult};
 
@@ -92,31 +92,21 @@ impl TenantDb {
         Ok(TenantConn { guard })
     }
 
-    /// A connection from the pool inside a new transaction. A connection that fails to
-    /// begin (closed by the server since the pool last saw it) is dropped, and one more is
-    /// tried.
+    /// A connection from the pool inside a new transaction with the tenant's path, its
+    /// statements counted for this unit.
     async fn open(&self) -> AppResult<PooledConn> {
-        let mut retried = false;
-        loop {
-            let mut conn = self.checkout().await?;
-            match begin(&mut conn, &self.tenant.schema, self.access).await {
-                Ok(()) => return Ok(conn),
-                Err(e) if retried => {
-                    drop(Object::take(conn));
-                    return Err(e);
-                }
-                Err(e) => {
-                    tracing::debug!(error = ?e, "a pooled connection failed to begin; trying another");
-                    drop(Object::take(conn));
-                    retried = true;
-                }
-            }
-        }
+        let sql = begin_sql(&self.tenant.schema, self.access);
+        self.pool.begun(&sql, |conn| self.count_statements(conn)).await
     }
 
     /// A connection from the pool, its statements counted for this unit.
     async fn checkout(&self) -> AppResult<PooledConn> {
-        let mut conn = self.pool.get_unreset().await.map_err(pool_error)?;
+        let mut conn = self.pool.checkout().await.map_err(pool_error)?;
+        self.count_statements(&mut conn);
+        Ok(conn)
+    }
+
+    fn count_statements(&self, conn: &mut PooledConn) {
         let statements = Arc::clone(&self.statements);
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
             if let InstrumentationEvent::StartQuery { query, .. } = event {
@@ -124,7 +114,6 @@ impl TenantDb {
                 tracing::trace!(sql = %query, "statement");
             }
         });
-        Ok(conn)
     }
 
     /// Runs `work` (reads) on the unit's connection, as [`TenantDb::conn`] would. When the
@@ -259,20 +248,6 @@ impl DerefMut for TenantConn<'_> {
     }
 }
 
-/// An async closure over a connection whose future is `Send`, which `AsyncFnOnce` alone
-/// cannot require yet: the closure is also an `FnOnce` naming its future.
-pub trait ConnWork<C, R>: AsyncFnOnce(C) -> R + FnOnce(C) -> <Self as ConnWork<C, R>>::Fut {
-    type Fut: Future<Output = R>;
-}
-
-impl<F, C, Fut, R> ConnWork<C, R> for F
-where
-    F: AsyncFnOnce(C) -> R + FnOnce(C) -> Fut,
-    Fut: Future<Output = R>,
-{
-    type Fut = Fut;
-}
-
 impl TenantDb {
     /// Runs one mutation's work in a savepoint of the unit's transaction: kept when it
     /// succeeds, undone (and the error passed on) when it fails.
@@ -317,23 +292,10 @@ impl TenantConn<'_> {
 /// BEGIN and the path in one round trip. The path is the transaction's own: whatever the
 /// session holds, the unit's statements see only the tenant's schema, and the path is gone
 /// when the transaction ends. So a unit needs no reset at checkout, and sends none.
-async fn begin(conn: &mut AsyncPgConnection, schema: &SchemaName, access: Access) -> AppResult<()> {
-    let sql = begin_sql(schema, access);
-    AnsiTransactionManager::begin_transaction_sql(conn, &sql).await?;
-    Ok(())
-}
-
 fn begin_sql(schema: &SchemaName, access: Access) -> String {
     let mode = match access {
         Access::ReadOnly => "BEGIN READ ONLY",
         Access::ReadWrite => "BEGIN",
     };
     format!("{mode}; {}", set_path_statement(schema))
-}
-
-pub(crate) fn pool_error(e: PoolError) -> AppError {
-    match e {
-        PoolError::Timeout(_) => AppError::Unavailable,
-        other => AppError::internal(anyhow::anyhow!("database pool: {other}")),
-    }
 }

@@ -219,7 +219,8 @@ async fn a_killed_worker_leaves_its_job_to_run_again_after_the_lease() {
     let outbox = temp_dir("killed");
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
         .args(["worker", "--concurrency", "1"])
-        .env("DATABASE_URL", &app.db.url)
+        .env("DATABASE_URL", app.db.pool_url())
+        .env("DATABASE_DIRECT_URL", &app.db.url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("JOB_LEASE_SECONDS", "2")
         .env("EMAIL_DIR", &outbox)

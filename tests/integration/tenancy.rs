@@ -3,14 +3,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{TestApp, TestTenant, assert_error, eventually};
+use crate::common::{TestApp, TestTenant, assert_error, eventually, pooler_url};
 use crowdminder::tenancy::DbPool;
 use crowdminder::tenancy::migrations::{self, TENANT_MIGRATIONS};
 use crowdminder::tenancy::registry::{self, TenantStatus};
 use crowdminder::tenancy::{Access, SchemaName, TenantDb};
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use serde_json::json;
 
 const ZONES: [&str; 24] = [
@@ -108,13 +108,26 @@ async fn search_path(conn: &mut AsyncPgConnection) -> String {
     row.search_path
 }
 
-/// Every idle connection in the pool must come back with no tenant on its path.
+/// Every idle connection in the pool must come back with no tenant on its path: the empty
+/// path it was made with, or behind a pooler (where a new connection sets nothing on its
+/// session) the server's default.
 async fn assert_pool_clean(pool: &DbPool) {
+    let expected = if pooler_url().is_some() {
+        "\"$user\", public"
+    } else {
+        ""
+    };
     let mut held = Vec::new();
     for _ in 0..pool.max_size() {
-        // As the pool holds it: `DbPool::get` would reset the path and hide a leak.
-        let mut conn = pool.get_unreset().await.unwrap();
-        assert_eq!(search_path(&mut conn).await, "");
+        // As the pool holds it, outside any unit.
+        let mut conn = pool.checkout().await.unwrap();
+        // Read in a transaction, which behind a pooler keeps the statement on one server
+        // connection; the session's path is what it reads.
+        let path = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| Ok(search_path(conn).await))
+            .await
+            .unwrap();
+        assert_eq!(path, expected);
         held.push(conn);
     }
 }
@@ -279,15 +292,27 @@ async fn a_rolled_back_or_failed_unit_leaves_no_path_and_no_data() {
 async fn without_a_tenant_no_tenant_table_resolves() {
     let app = TestApp::with_pool_size(1).await;
     app.create_tenant("gamma").await;
-    let mut conn = app.pool.get().await.unwrap();
-    assert_eq!(search_path(&mut conn).await, "");
-    assert!(conn.batch_execute("SELECT * FROM users").await.is_err());
-    // A path left on the session (no code of ours does this) is reset at the next checkout.
-    conn.batch_execute("SET search_path = gamma").await.unwrap();
+    // Shared work runs with no schema on its path.
+    let shared = async || {
+        app.pool
+            .transaction(async |conn| {
+                let path = search_path(conn).await;
+                conn.batch_execute("SAVEPOINT probe").await?;
+                let users = conn.batch_execute("SELECT * FROM users").await;
+                conn.batch_execute("ROLLBACK TO SAVEPOINT probe").await?;
+                Ok((path, users.is_ok()))
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(shared().await, (String::new(), false));
+    // A path left on a session (no code of ours does this) does not reach shared work.
+    let mut conn = app.pool.checkout().await.unwrap();
+    conn.batch_execute("SET search_path = gamma; SELECT * FROM users")
+        .await
+        .unwrap();
     drop(conn);
-    let mut conn = app.pool.get().await.unwrap();
-    assert_eq!(search_path(&mut conn).await, "");
-    assert!(conn.batch_execute("SELECT * FROM users").await.is_err());
+    assert_eq!(shared().await, (String::new(), false));
 }
 
 #[tokio::test]

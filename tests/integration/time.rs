@@ -1088,3 +1088,100 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     assert_eq!(a["timeEntries"]["pageInfo"]["hasPreviousPage"], false);
     assert_eq!(a["timeEntries"]["pageInfo"]["endCursor"], edges[2]["cursor"]);
 }
+
+/// Twenty tenants whose rows have the same ids (each has its own client, project and task
+/// numbered 1) share a pool of three connections, which `scripts/dev.sh test` also runs
+/// through pgbouncer in transaction mode. Time is logged, refused and read in all of them at
+/// once: every answer is its own tenant's, and a refused entry leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tenants_with_the_same_ids_log_and_read_time_at_once_through_a_small_pool() {
+    const TENANTS: usize = 20;
+    const ROUNDS: usize = 6;
+    let app = std::sync::Arc::new(TestApp::with_pool_size(3).await);
+    let mut tenants = Vec::new();
+    for i in 0..TENANTS {
+        let t = app.create_tenant(&format!("firm_{i:02}")).await;
+        let admin = app.login_admin(&t).await;
+        let c = app.as_user(&t, &admin).catalog("100").await;
+        app.gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!, $n: String!) { updateClient(id: $id, input: {name: $n}) { id } }",
+            json!({ "id": c.client, "n": format!("Client of {}", t.schema) }),
+        )
+        .await;
+        tenants.push(std::sync::Arc::new((t, admin, c)));
+    }
+    // The same ids everywhere: only the host tells the tenants apart.
+    assert!(tenants.iter().all(|t| t.2.project == tenants[0].2.project));
+
+    let mut tasks = Vec::new();
+    for k in 0..TENANTS * ROUNDS {
+        let app = std::sync::Arc::clone(&app);
+        let tenant = std::sync::Arc::clone(&tenants[k % tenants.len()]);
+        tasks.push(tokio::spawn(async move {
+            let (t, token, c) = &*tenant;
+            let own_client = format!("Client of {}", t.schema);
+            match (k / TENANTS) % 3 {
+                0 => {
+                    let created = app
+                        .gql(
+                            &t.host,
+                            Some(token),
+                            "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { notes project { client { name } } } }",
+                            json!({ "i": { "projectId": c.project, "taskId": c.task, "date": "2026-11-23",
+                                           "minutes": 60, "notes": format!("{} #{k}", t.schema) } }),
+                        )
+                        .await;
+                    assert_eq!(created["createTimeEntry"]["project"]["client"]["name"], own_client.as_str());
+                }
+                1 => {
+                    let (_, error) = app
+                        .gql_error(
+                            &t.host,
+                            Some(token),
+                            "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { id } }",
+                            json!({ "i": { "projectId": c.project, "date": "2026-11-23", "minutes": 50,
+                                           "notes": format!("{} refused #{k}", t.schema) } }),
+                        )
+                        .await;
+                    assert_error(&error, "BAD_USER_INPUT", Some("input.minutes"));
+                }
+                _ => {
+                    let page = app
+                        .gql(
+                            &t.host,
+                            Some(token),
+                            "{ timeEntries(first: 100) { edges { node { notes project { client { name } } } } } }",
+                            json!({}),
+                        )
+                        .await;
+                    for edge in page["timeEntries"]["edges"].as_array().unwrap() {
+                        let node = &edge["node"];
+                        assert!(node["notes"].as_str().unwrap().starts_with(&format!("{} #", t.schema)), "{node}");
+                        assert_eq!(node["project"]["client"]["name"], own_client.as_str());
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // Each tenant holds exactly the entries it was told to make, and none it was refused.
+    let made_per_tenant = (0..ROUNDS).filter(|round| round % 3 == 0).count();
+    for tenant in &tenants {
+        let (t, _, _) = &**tenant;
+        let schema = &t.schema;
+        let entries = app
+            .count(&format!("SELECT count(*) AS n FROM {schema}.time_entries"))
+            .await;
+        assert_eq!(entries, made_per_tenant as i64);
+        let foreign = app
+            .count(&format!(
+                "SELECT count(*) AS n FROM {schema}.time_entries WHERE notes NOT LIKE '{schema} #%'"
+            ))
+            .await;
+        assert_eq!(foreign, 0);
+    }
+}

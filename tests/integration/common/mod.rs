@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use crowdminder::app::{App, FirstAdmin, create_tenant};
-use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig};
+use crowdminder::config::{DatabaseConfig, Secret, ServiceConfig, Switch};
 use crowdminder::graphql::support::RequestContext;
 use crowdminder::jobs::registry::Registry;
 use crowdminder::jobs::schedule::Schedule;
@@ -44,6 +44,14 @@ pub fn database_url(database: &str) -> String {
     let server = server_url();
     let (base, _) = server.rsplit_once('/').expect("a URL ending in /<database>");
     format!("{base}/{database}")
+}
+
+/// The pooler in front of the test server (`TEST_POOLER_URL`, any database), when the suite
+/// runs behind one (`scripts/dev.sh test` runs it both ways). Then every pool a test makes
+/// goes through it, and only what needs a session of its own (LISTEN, the harness's set-up
+/// and checks) goes straight to PostgreSQL.
+pub fn pooler_url() -> Option<String> {
+    std::env::var("TEST_POOLER_URL").ok().filter(|u| !u.is_empty())
 }
 
 async fn admin_conn() -> AsyncPgConnection {
@@ -159,6 +167,32 @@ impl TestDatabase {
     }
 }
 
+impl TestDatabase {
+    /// The URL a service's pool uses: through the pooler when the suite runs behind one.
+    pub fn pool_url(&self) -> String {
+        match pooler_url() {
+            Some(pooler) => {
+                let (base, _) = pooler.rsplit_once('/').expect("a URL ending in /<database>");
+                format!("{base}/{}", self.url.rsplit_once('/').unwrap().1)
+            }
+            None => self.url.clone(),
+        }
+    }
+
+    /// The settings of a service's pool of `size`: through the pooler, with this database's
+    /// own URL as the direct one, when the suite runs behind one. `DB_STATEMENT_CACHE`
+    /// (`on` or `off`) applies as it does to the service.
+    pub fn pool_config(&self, size: usize) -> DatabaseConfig {
+        let mut config = DatabaseConfig::new(self.pool_url(), size).with_direct_url(self.url.clone());
+        config.statement_cache = match std::env::var("DB_STATEMENT_CACHE").as_deref() {
+            Ok("on") => Some(Switch::On),
+            Ok("off") => Some(Switch::Off),
+            _ => None,
+        };
+        config
+    }
+}
+
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if self.name.is_empty() {
@@ -212,8 +246,7 @@ impl TestApp {
 
     pub async fn with_config(pool_size: usize, config: ServiceConfig) -> Self {
         let db = TestDatabase::create().await;
-        let db_config = DatabaseConfig::new(db.url.clone(), pool_size);
-        let pool = tenancy::build_pool(&db_config).unwrap();
+        let pool = tenancy::build_pool(&db.pool_config(pool_size)).unwrap();
         let state = App::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
         let resolver = Arc::clone(&state.resolver);
         let router = state.router();
@@ -556,7 +589,7 @@ pub fn worker(
     pool_size: usize,
     schedules: Vec<Schedule>,
 ) -> Worker {
-    let pool = tenancy::build_pool(&DatabaseConfig::new(app.db.url.clone(), pool_size)).unwrap();
+    let pool = tenancy::build_pool(&app.db.pool_config(pool_size)).unwrap();
     app.state
         .worker(pool, registry, schedules, &mail, config)
         .unwrap()
