@@ -82,6 +82,17 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+/// For jobs and commands, whose errors go to a log, not to a client: the internal cause as
+/// it is, any other as its code and message.
+impl From<AppError> for anyhow::Error {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Internal(cause) => cause,
+            other => anyhow::anyhow!("{}: {}", other.code(), other.message()),
+        }
+    }
+}
+
 impl From<AppError> for async_graphql::Error {
     fn from(e: AppError) -> Self {
         if let AppError::Internal(cause) = &e {

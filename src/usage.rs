@@ -40,7 +40,7 @@ impl JobKind for UsageSnapshot {
             .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
             .map(|s| s.date_naive())
             .unwrap_or_else(|| Utc::now().date_naive());
-        let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut conn = ctx.db.conn().await?;
         let active_users: i64 = users::table
             .filter(users::active.eq(true))
             .count()

@@ -23,7 +23,7 @@ impl Letter for AuthEmail {
         let tenant = ctx.db.tenant();
         let site = ctx.site();
         let user: Option<(String, String)> = {
-            let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut conn = ctx.db.conn().await?;
             users::table
                 .find(user_id)
                 .select((users::email, users::name))

@@ -24,10 +24,8 @@ impl Letter for BillingEmail {
         let tenant = ctx.db.tenant();
         let site = ctx.site();
         let document = {
-            let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            InvoiceDocument::load(&mut conn, invoice_id)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            let mut conn = ctx.db.conn().await?;
+            InvoiceDocument::load(&mut conn, invoice_id).await?
         };
         let Some(document) = document else {
             return Ok(None);
@@ -61,7 +59,7 @@ impl Letter for BillingEmail {
             (document.file_name(), document.client_name, bytes)
         })
         .await?;
-        let pdf = pdf.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let pdf = pdf?;
         let mut email = Email::letter(
             site.default_from_email,
             tenant.name.clone(),

@@ -31,10 +31,8 @@ impl Letter for LeaveEmail {
     async fn render(self, ctx: &JobContext) -> anyhow::Result<Option<Email>> {
         let tenant = ctx.db.tenant();
         let site = ctx.site();
-        let settings = settings::effective(&ctx.db, ctx.services.get::<SettingsCache>())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let settings = settings::effective(&ctx.db, ctx.services.get::<SettingsCache>()).await?;
+        let mut conn = ctx.db.conn().await?;
         let site_url = site.site_url.trim_end_matches('/');
         let link = |request_id: i64| format!("{site_url}/leave/requests/{request_id}");
         let (to, subject, body) = match self {
@@ -49,10 +47,7 @@ impl Letter for LeaveEmail {
                 let Some(leave) = summary(&mut conn, request_id).await? else {
                     return Ok(None);
                 };
-                let Some(to) = users::contact(&mut conn, to_user_id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                else {
+                let Some(to) = users::contact(&mut conn, to_user_id).await? else {
                     return Ok(None);
                 };
                 let (subject, body) = if matches!(self, Self::LeaveCancelled { .. }) {
@@ -94,10 +89,7 @@ impl Letter for LeaveEmail {
                 let Some(leave) = summary(&mut conn, request_id).await? else {
                     return Ok(None);
                 };
-                let Some(to) = users::contact(&mut conn, leave.user_id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
-                else {
+                let Some(to) = users::contact(&mut conn, leave.user_id).await? else {
                     return Ok(None);
                 };
                 let when = leave

@@ -49,56 +49,48 @@ pub async fn create_tenant<F>(
 where
     F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
 {
-    in_transaction(conn, async |conn| create_in_transaction(conn, new, seed).await).await
-}
-
-async fn create_in_transaction<F>(
-    conn: &mut AsyncPgConnection,
-    new: &NewTenant,
-    seed: F,
-) -> Result<Tenant, ProvisionError>
-where
-    F: AsyncFnOnce(&mut AsyncPgConnection) -> Result<(), AppError>,
-{
-    let schema_taken: bool = diesel::select(diesel::dsl::exists(
-        tenants::table.filter(tenants::schema_name.eq(new.schema.as_str())),
-    ))
-    .get_result(conn)
-    .await?;
-    if schema_taken {
-        return Err(RegistryError::DuplicateSchema(new.schema.to_string()).into());
-    }
-    let id: i64 = diesel::insert_into(tenants::table)
-        .values((
-            tenants::schema_name.eq(new.schema.as_str()),
-            tenants::name.eq(&new.name),
+    in_transaction(conn, async |conn| {
+        let schema_taken: bool = diesel::select(diesel::dsl::exists(
+            tenants::table.filter(tenants::schema_name.eq(new.schema.as_str())),
         ))
-        .returning(tenants::id)
         .get_result(conn)
-        .await
-        .map_err(|e| {
-            registry::unique_violation(e, || RegistryError::DuplicateSchema(new.schema.to_string()))
-        })?;
-    registry::insert_host(conn, id, &new.host, true).await?;
-    conn.batch_execute(&format!("CREATE SCHEMA {}", new.schema.quoted()))
-        .await
-        .map_err(|e| match e {
-            DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
-                if info.message().contains("already exists") =>
-            {
-                RegistryError::SchemaExists(new.schema.to_string())
-            }
-            other => RegistryError::Database(other),
-        })?;
-    enter_schema(conn, &new.schema).await?;
-    migrations::install_tenant(conn).await?;
-    seed(conn).await.map_err(ProvisionError::Seed)?;
-    registry::notify(conn, id).await?;
-    Ok(Tenant {
-        id,
-        schema: new.schema.clone(),
-        name: new.name.clone(),
-        status: TenantStatus::Active,
-        primary_host: Some(new.host.clone()),
+        .await?;
+        if schema_taken {
+            return Err(RegistryError::DuplicateSchema(new.schema.to_string()).into());
+        }
+        let id: i64 = diesel::insert_into(tenants::table)
+            .values((
+                tenants::schema_name.eq(new.schema.as_str()),
+                tenants::name.eq(&new.name),
+            ))
+            .returning(tenants::id)
+            .get_result(conn)
+            .await
+            .map_err(|e| {
+                registry::unique_violation(e, || RegistryError::DuplicateSchema(new.schema.to_string()))
+            })?;
+        registry::insert_host(conn, id, &new.host, true).await?;
+        conn.batch_execute(&format!("CREATE SCHEMA {}", new.schema.quoted()))
+            .await
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                    if info.message().contains("already exists") =>
+                {
+                    RegistryError::SchemaExists(new.schema.to_string())
+                }
+                other => RegistryError::Database(other),
+            })?;
+        enter_schema(conn, &new.schema).await?;
+        migrations::install_tenant(conn).await?;
+        seed(conn).await.map_err(ProvisionError::Seed)?;
+        registry::notify(conn, id).await?;
+        Ok(Tenant {
+            id,
+            schema: new.schema.clone(),
+            name: new.name.clone(),
+            status: TenantStatus::Active,
+            primary_host: Some(new.host.clone()),
+        })
     })
+    .await
 }

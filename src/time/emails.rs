@@ -24,10 +24,8 @@ impl Letter for TimeEmail {
         let Self::TimesheetDecided { timesheet_id } = self;
         let tenant = ctx.db.tenant();
         let site = ctx.site();
-        let settings = settings::effective(&ctx.db, ctx.services.get::<SettingsCache>())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut conn = ctx.db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let settings = settings::effective(&ctx.db, ctx.services.get::<SettingsCache>()).await?;
+        let mut conn = ctx.db.conn().await?;
         let sheet: Option<Timesheet> = timesheets::table
             .find(timesheet_id)
             .select(Timesheet::as_select())
