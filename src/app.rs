@@ -155,6 +155,7 @@ impl App {
     ) -> anyhow::Result<Worker> {
         let mut worker_db = db.clone();
         worker_db.pool_size = config.concurrency.max(1) + 2;
+        worker_db.statement_timeout_ms = db.job_statement_timeout_ms;
         let pool = tenancy::build_pool(&worker_db)?;
         let mut worker = self.worker(pool, jobs(), schedules(), mail, config)?;
         worker.id = worker_id(0);

@@ -72,6 +72,23 @@ pub struct DatabaseConfig {
         default_value_t = 5_000
     )]
     pub wait_timeout_ms: u64,
+
+    /// Longest one statement of an API request may run, in milliseconds, before PostgreSQL
+    /// cancels it and the request gets `TIMEOUT` (0: no limit).
+    #[arg(
+        long = "db-statement-timeout-ms",
+        env = "DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub statement_timeout_ms: u64,
+
+    /// The same for a background job's statements, which may do more at once.
+    #[arg(
+        long = "db-job-statement-timeout-ms",
+        env = "DB_JOB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 600_000
+    )]
+    pub job_statement_timeout_ms: u64,
 }
 
 /// `on` or `off`.
@@ -89,6 +106,8 @@ impl DatabaseConfig {
             statement_cache: None,
             pool_size,
             wait_timeout_ms: 5_000,
+            statement_timeout_ms: 30_000,
+            job_statement_timeout_ms: 600_000,
         }
     }
 

@@ -11,12 +11,23 @@ use async_graphql::ErrorExtensions;
 pub enum AppError {
     Unauthenticated(&'static str),
     Forbidden(&'static str),
-    NotFound { what: &'static str },
-    BadUserInput { field: String, message: String },
-    Conflict { field: Option<String>, message: String },
+    NotFound {
+        what: &'static str,
+    },
+    BadUserInput {
+        field: String,
+        message: String,
+    },
+    Conflict {
+        field: Option<String>,
+        message: String,
+    },
     TenantNotFound,
     TenantSuspended,
+    /// The database is unreachable, or no connection came free in time: try again soon.
     Unavailable,
+    /// A statement ran past its timeout (`DB_STATEMENT_TIMEOUT_MS`) and was cancelled.
+    Timeout,
     Internal(anyhow::Error),
 }
 
@@ -49,6 +60,10 @@ impl AppError {
             Self::TenantNotFound => "no tenant is served at this host".to_owned(),
             Self::TenantSuspended => "this tenant is suspended".to_owned(),
             Self::Unavailable => "the service is busy, try again".to_owned(),
+            Self::Timeout => {
+                "the request took longer than the database allows and was stopped: ask for less at once"
+                    .to_owned()
+            }
             Self::Internal(_) => "internal error".to_owned(),
         }
     }
@@ -63,6 +78,7 @@ impl AppError {
             Self::TenantNotFound => "TENANT_NOT_FOUND",
             Self::TenantSuspended => "TENANT_SUSPENDED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Timeout => "TIMEOUT",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -77,10 +93,43 @@ impl AppError {
 }
 
 impl From<diesel::result::Error> for AppError {
+    /// A lost connection or a server that is stopping or starting is `Unavailable`, a
+    /// cancelled statement `Timeout`; anything else is internal.
     fn from(e: diesel::result::Error) -> Self {
-        Self::Internal(e.into())
+        use diesel::result::DatabaseErrorKind as Kind;
+        use diesel::result::Error as E;
+        match &e {
+            E::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _) => {
+                tracing::warn!(error = %e, "database unreachable");
+                Self::Unavailable
+            }
+            E::DatabaseError(Kind::Unknown, info) => {
+                let message = info.message();
+                if DATABASE_AWAY.iter().any(|m| message.starts_with(m)) {
+                    tracing::warn!(error = message, "database unreachable");
+                    Self::Unavailable
+                } else if message.starts_with("canceling statement due to statement timeout")
+                    || message.starts_with("canceling statement due to lock timeout")
+                {
+                    Self::Timeout
+                } else {
+                    Self::Internal(e.into())
+                }
+            }
+            _ => Self::Internal(e.into()),
+        }
     }
 }
+
+/// How PostgreSQL's messages begin when it is going away or not yet back (SQLSTATE classes
+/// 57P and 08; the driver hands on the message, not the code).
+const DATABASE_AWAY: &[&str] = &[
+    "terminating connection",
+    "the database system is",
+    "server closed the connection",
+    "connection to server",
+    "no connection to the server",
+];
 
 /// For jobs and commands, whose errors go to a log, not to a client: the internal cause as
 /// it is, any other as its code and message.

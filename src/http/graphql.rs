@@ -161,7 +161,13 @@ async fn execute(
         .unwrap_or_default();
     let tenant = match state.resolver.resolve(host).await {
         Ok(tenant) => tenant,
-        Err(e) => return error_response(StatusCode::OK, e),
+        Err(e) => {
+            let status = match e {
+                AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::OK,
+            };
+            return error_response(status, e);
+        }
     };
     tracing::Span::current().record("tenant", tenant.schema.as_str());
     state.documents.prepare(&mut request);
@@ -205,5 +211,17 @@ async fn execute(
                 .set("code", "GRAPHQL_VALIDATION_FAILED");
         }
     }
-    GraphQLResponse::from(response).into_response()
+    // The database was away for this request: the client should come back, not read on.
+    let unavailable = response.errors.iter().any(|error| {
+        error
+            .extensions
+            .as_ref()
+            .and_then(|ext| ext.get("code"))
+            .is_some_and(|code| *code == async_graphql::Value::from("UNAVAILABLE"))
+    });
+    let mut http = GraphQLResponse::from(response).into_response();
+    if unavailable {
+        *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    http
 }

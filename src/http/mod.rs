@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .with_state(state)
+        .layer(axum::middleware::map_response(retry_after))
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
@@ -108,6 +109,20 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// An error about the request as a whole: no location, no path.
+/// Seconds a client is told to wait before trying again when the database is away.
+const RETRY_AFTER_SECONDS: &str = "2";
+
+/// Every 503 says when to try again.
+async fn retry_after(mut response: Response) -> Response {
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(header::HeaderValue::from_static(RETRY_AFTER_SECONDS));
+    }
+    response
+}
+
 pub(crate) fn request_error(error: AppError) -> async_graphql::Response {
     let error: async_graphql::Error = error.into();
     let mut server_error = ServerError::new(error.message, None);
@@ -128,6 +143,7 @@ pub(crate) fn status_of(error: &AppError) -> StatusCode {
         AppError::Conflict { .. } => StatusCode::CONFLICT,
         AppError::TenantSuspended => StatusCode::FORBIDDEN,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

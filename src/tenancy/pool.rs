@@ -27,10 +27,8 @@ pub type PooledConn = Object<AsyncPgConnection>;
 #[derive(Clone)]
 pub struct DbPool {
     inner: Pool<AsyncPgConnection>,
+    statement_timeout_ms: u64,
 }
-
-/// BEGIN for shared work: the transaction's own path is empty.
-const SHARED_BEGIN: &str = "BEGIN; SELECT set_config('search_path', '', true)";
 
 impl DbPool {
     /// Runs `work` in a transaction of its own on a pooled connection, with no schema on
@@ -43,7 +41,7 @@ impl DbPool {
             + Send,
         T: Send,
     {
-        let mut conn = self.begun(SHARED_BEGIN, |_| {}).await?;
+        let mut conn = self.begun(&self.begin_sql("BEGIN", ""), |_| {}).await?;
         let outcome = work(&mut conn).await;
         let ended = match outcome {
             Ok(_) => AnsiTransactionManager::commit_transaction(&mut *conn).await,
@@ -55,6 +53,16 @@ impl DbPool {
         let value = outcome?;
         ended?;
         Ok(value)
+    }
+
+    /// `mode` (`BEGIN`, `BEGIN READ ONLY`) and the transaction's own settings in one round
+    /// trip: `path` (a quoted schema, or empty) as its `search_path`, and the pool's
+    /// statement timeout. Both end with the transaction, whatever the session holds.
+    pub(super) fn begin_sql(&self, mode: &str, path: &str) -> String {
+        format!(
+            "{mode}; SELECT set_config('search_path', '{path}', true), set_config('statement_timeout', '{}', true)",
+            self.statement_timeout_ms
+        )
     }
 
     /// A connection inside a transaction begun with `begin_sql` (the path included), with
@@ -111,9 +119,16 @@ where
     type Fut = Fut;
 }
 
+/// No connection in time, or none to be made (the server is down): `Unavailable`.
 pub(super) fn pool_error(e: PoolError) -> AppError {
+    use diesel_async::pooled_connection::PoolError as Backend;
     match e {
         PoolError::Timeout(_) => AppError::Unavailable,
+        PoolError::Backend(Backend::ConnectionError(e)) => {
+            tracing::warn!(error = %e, "cannot connect to the database");
+            AppError::Unavailable
+        }
+        PoolError::Backend(Backend::QueryError(e)) => e.into(),
         other => AppError::internal(anyhow::anyhow!("database pool: {other}")),
     }
 }
@@ -195,8 +210,12 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     let pool = Pool::builder(manager)
         .max_size(config.pool_size.max(1))
         .wait_timeout(Some(config.wait_timeout()))
-        .create_timeout(Some(std::time::Duration::from_secs(10)))
+        // A server that does not answer fails the request as soon as a busy pool would.
+        .create_timeout(Some(config.wait_timeout()))
         .runtime(deadpool::Runtime::Tokio1)
         .build()?;
-    Ok(DbPool { inner: pool })
+    Ok(DbPool {
+        inner: pool,
+        statement_timeout_ms: config.statement_timeout_ms,
+    })
 }

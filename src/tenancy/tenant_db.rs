@@ -14,8 +14,8 @@ use diesel_async::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::Tenant;
 use super::pool::{ConnWork, DbPool, PooledConn, pool_error};
-use super::{SchemaName, Tenant, set_path_statement};
 use crate::error::{AppError, AppResult};
 
 /// Whether the unit may write. Queries run read-only; mutations read-write.
@@ -95,7 +95,7 @@ impl TenantDb {
     /// A connection from the pool inside a new transaction with the tenant's path, its
     /// statements counted for this unit.
     async fn open(&self) -> AppResult<PooledConn> {
-        let sql = begin_sql(&self.tenant.schema, self.access);
+        let sql = self.begin_sql();
         self.pool.begun(&sql, |conn| self.count_statements(conn)).await
     }
 
@@ -104,6 +104,18 @@ impl TenantDb {
         let mut conn = self.pool.checkout().await.map_err(pool_error)?;
         self.count_statements(&mut conn);
         Ok(conn)
+    }
+
+    /// BEGIN (read-only for queries) with the tenant's path and the pool's statement
+    /// timeout, in one round trip. The path is the transaction's own: whatever the session
+    /// holds, the unit's statements see only the tenant's schema, and the path is gone when
+    /// the transaction ends. So a unit needs no reset at checkout, and sends none.
+    fn begin_sql(&self) -> String {
+        let mode = match self.access {
+            Access::ReadOnly => "BEGIN READ ONLY",
+            Access::ReadWrite => "BEGIN",
+        };
+        self.pool.begin_sql(mode, &self.tenant.schema.quoted())
     }
 
     fn count_statements(&self, conn: &mut PooledConn) {
@@ -133,7 +145,7 @@ impl TenantDb {
         if let Slot::Open(conn) = &*guard {
             return Ok(work(conn).await?);
         }
-        let sql = begin_sql(&self.tenant.schema, self.access);
+        let sql = self.begin_sql();
         // In the slot before anything is sent: should this future be dropped midway, the
         // unit throws the connection away (and a COMMIT finds no transaction the connection
         // knows of, fails, and throws it away too) rather than hand back one inside a
@@ -287,15 +299,4 @@ impl TenantConn<'_> {
             }
         }
     }
-}
-
-/// BEGIN and the path in one round trip. The path is the transaction's own: whatever the
-/// session holds, the unit's statements see only the tenant's schema, and the path is gone
-/// when the transaction ends. So a unit needs no reset at checkout, and sends none.
-fn begin_sql(schema: &SchemaName, access: Access) -> String {
-    let mode = match access {
-        Access::ReadOnly => "BEGIN READ ONLY",
-        Access::ReadWrite => "BEGIN",
-    };
-    format!("{mode}; {}", set_path_statement(schema))
 }

@@ -7,6 +7,7 @@ mod common;
 mod billing;
 mod catalog;
 mod cli;
+mod faults;
 mod identity;
 mod jobs;
 mod layering;

@@ -245,8 +245,19 @@ impl TestApp {
     }
 
     pub async fn with_config(pool_size: usize, config: ServiceConfig) -> Self {
+        Self::with_database(pool_size, config, |_| {}).await
+    }
+
+    /// The service with its pool's settings (timeouts, say) changed by `change`.
+    pub async fn with_database(
+        pool_size: usize,
+        config: ServiceConfig,
+        change: impl FnOnce(&mut DatabaseConfig),
+    ) -> Self {
         let db = TestDatabase::create().await;
-        let pool = tenancy::build_pool(&db.pool_config(pool_size)).unwrap();
+        let mut db_config = db.pool_config(pool_size);
+        change(&mut db_config);
+        let pool = tenancy::build_pool(&db_config).unwrap();
         let state = App::new(pool.clone(), config, Secret::new(db.url.clone())).unwrap();
         let resolver = Arc::clone(&state.resolver);
         let router = state.router();
@@ -446,7 +457,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
+        let response = self.send_raw(request).await;
         let status = response.status();
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
@@ -454,6 +465,11 @@ impl TestApp {
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| json!({ "raw": String::from_utf8_lossy(&bytes) }));
         (status, value)
+    }
+
+    /// The router's response as it is, headers included.
+    pub async fn send_raw(&self, request: Request<Body>) -> axum::response::Response {
+        self.router.clone().oneshot(request).await.unwrap()
     }
 
     /// The JSON body of a GraphQL request that must succeed.
