@@ -3,7 +3,7 @@
 # binaries. Nothing is shared with a system cluster.
 #
 #   scripts/pg.sh start DATA_DIR PORT [-c name=value ...]   start (initialise on first use)
-#   scripts/pg.sh stop DATA_DIR
+#   scripts/pg.sh stop DATA_DIR [fast|immediate]              stop (immediate: as a crash)
 #
 # As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 # Prints the URL of the `postgres` database on stdout.
@@ -79,13 +79,14 @@ case "$cmd" in
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
   stop)
-    data_arg=${2:?data dir}
+    # MODE: fast (the default), or immediate, which stops like a crash (recovery at start).
+    data_arg=${2:?data dir}; mode=${3:-fast}
     bin=$(find_bin)
     data=$(resolve_data_dir "$data_arg")
-    as_owner "$bin/pg_ctl" -D "$data/cluster" -m fast stop >/dev/null 2>&1 || true
+    as_owner "$bin/pg_ctl" -D "$data/cluster" -m "$mode" stop >/dev/null 2>&1 || true
     ;;
   *)
-    echo "usage: $0 start DATA_DIR PORT [-c name=value ...] | stop DATA_DIR" >&2
+    echo "usage: $0 start DATA_DIR PORT [-c name=value ...] | stop DATA_DIR [fast|immediate]" >&2
     exit 2
     ;;
 esac

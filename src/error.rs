@@ -96,28 +96,49 @@ impl From<diesel::result::Error> for AppError {
     /// A lost connection or a server that is stopping or starting is `Unavailable`, a
     /// cancelled statement `Timeout`; anything else is internal.
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::DatabaseErrorKind as Kind;
-        use diesel::result::Error as E;
-        match &e {
-            E::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _) => {
+        match fault_of(&e) {
+            Some(Fault::Away) => {
                 tracing::warn!(error = %e, "database unreachable");
                 Self::Unavailable
             }
-            E::DatabaseError(Kind::Unknown, info) => {
-                let message = info.message();
-                if DATABASE_AWAY.iter().any(|m| message.starts_with(m)) {
-                    tracing::warn!(error = message, "database unreachable");
-                    Self::Unavailable
-                } else if message.starts_with("canceling statement due to statement timeout")
-                    || message.starts_with("canceling statement due to lock timeout")
-                {
-                    Self::Timeout
-                } else {
-                    Self::Internal(e.into())
-                }
-            }
-            _ => Self::Internal(e.into()),
+            Some(Fault::Cancelled) => Self::Timeout,
+            None => Self::Internal(e.into()),
         }
+    }
+}
+
+enum Fault {
+    Away,
+    Cancelled,
+}
+
+/// What of `e` is the database's state rather than the statement's: these messages carry no
+/// bound value, so they may be logged.
+fn fault_of(e: &diesel::result::Error) -> Option<Fault> {
+    use diesel::result::DatabaseErrorKind as Kind;
+    use diesel::result::Error as E;
+    match e {
+        E::DatabaseError(Kind::UnableToSendCommand | Kind::ClosedConnection, _) => Some(Fault::Away),
+        E::DatabaseError(Kind::Unknown, info) => {
+            let message = info.message();
+            if DATABASE_AWAY.iter().any(|m| message.starts_with(m)) {
+                Some(Fault::Away)
+            } else if message.starts_with("canceling statement due to statement timeout")
+                || message.starts_with("canceling statement due to lock timeout")
+            {
+                Some(Fault::Cancelled)
+            } else {
+                None
+            }
+        }
+        // The connection went while the transaction ended: whether the COMMIT took is not
+        // known, which the client learns as `Unavailable` (a retry with the same external
+        // reference is safe).
+        E::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => fault_of(commit_error).or_else(|| fault_of(rollback_error)),
+        _ => None,
     }
 }
 

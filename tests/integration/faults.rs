@@ -139,3 +139,239 @@ async fn a_statement_past_the_timeout_is_stopped_and_its_connection_serves_on() 
     let data = app.gql(&t.host, Some(&admin), query, json!({})).await;
     assert_eq!(data["clients"]["edges"][0]["node"]["name"], "Globex");
 }
+
+/// A PostgreSQL cluster of this test's own (`scripts/pg.sh`), to stop like a crash and start
+/// again without disturbing the other tests' server.
+struct OwnServer {
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl OwnServer {
+    fn script() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/pg.sh")
+    }
+
+    /// Starts it (made on first use) and returns the URL of its `postgres` database.
+    fn start(&self) -> String {
+        // Durable commits (no synchronous_commit=off): a crash must not lose an acknowledged write.
+        let out = std::process::Command::new(Self::script())
+            .args([
+                "start",
+                self.dir.to_str().unwrap(),
+                &self.port.to_string(),
+                "-c",
+                "fsync=off",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn stop(&self, mode: &str) {
+        let status = std::process::Command::new(Self::script())
+            .args(["stop", self.dir.to_str().unwrap(), mode])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.stop("immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One signed-in client of the service, over its router.
+struct Caller {
+    router: axum::Router,
+    host: String,
+    token: Option<String>,
+}
+
+impl Caller {
+    async fn post(&self, query: &str, variables: Value) -> (StatusCode, Value) {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let mut request = Request::post("/graphql")
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .header("content-length", body.len());
+        if let Some(token) = &self.token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(response.headers()["retry-after"], "2");
+        }
+        (status, json_body(response).await)
+    }
+}
+
+/// PostgreSQL stops like a crash under eight writers and starts again two seconds later:
+/// every write the API acknowledged is there afterwards, every failure meanwhile says
+/// `UNAVAILABLE` (503), and the service writes again by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_of_the_database_loses_no_acknowledged_write_and_the_service_recovers() {
+    use crowdminder::app::{FirstAdmin, create_tenant};
+    use crowdminder::tenancy::registry::NewTenant;
+    use std::sync::{Arc, Mutex};
+
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("error,crowdminder=warn")
+        .try_init();
+    let server = OwnServer {
+        dir: crate::common::temp_dir("own-pg"),
+        port: 55_000 + (std::process::id() % 2_000) as u16,
+    };
+    let admin_url = server.start();
+    let mut admin = tenancy::connect(&admin_url).await.unwrap();
+    admin.batch_execute("CREATE DATABASE faults").await.unwrap();
+    let url = format!("{}/faults", admin_url.rsplit_once('/').unwrap().0);
+    let mut conn = tenancy::connect(&url).await.unwrap();
+    tenancy::migrations::migrate_public(&mut conn).await.unwrap();
+    create_tenant(
+        &mut conn,
+        &NewTenant::parse("acme", "Acme", "acme.test.localhost").unwrap(),
+        FirstAdmin {
+            email: "admin@acme.example".to_owned(),
+            name: "Admin".to_owned(),
+            password: Secret::new("a-good-long-password"),
+        },
+    )
+    .await
+    .unwrap();
+    drop((admin, conn));
+
+    let mut db = DatabaseConfig::new(url.clone(), 4);
+    db.wait_timeout_ms = 500;
+    let app = App::new(
+        tenancy::build_pool(&db).unwrap(),
+        test_config(),
+        Secret::new(url.clone()),
+    )
+    .unwrap();
+    let mut caller = Caller {
+        router: app.router(),
+        host: "acme.test.localhost".to_owned(),
+        token: None,
+    };
+    let (_, login) = caller
+        .post(
+            "mutation { login(email: \"admin@acme.example\", password: \"a-good-long-password\") { token } }",
+            json!({}),
+        )
+        .await;
+    caller.token = Some(login["data"]["login"]["token"].as_str().unwrap().to_owned());
+    let (_, client) = caller
+        .post(
+            "mutation { createClient(input: {name: \"Globex\"}) { id } }",
+            json!({}),
+        )
+        .await;
+    let (_, project) = caller
+        .post(
+            "mutation($c: ID!) { createProject(input: {clientId: $c, name: \"Web\", hourlyRate: \"100\"}) { id } }",
+            json!({ "c": client["data"]["createClient"]["id"] }),
+        )
+        .await;
+    let project = project["data"]["createProject"]["id"].clone();
+    assert!(project.is_string(), "{project}");
+
+    let caller = Arc::new(caller);
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let refusals = Arc::new(Mutex::new(Vec::<(StatusCode, Value)>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let (caller, acknowledged, refusals, stop, project) = (
+            Arc::clone(&caller),
+            Arc::clone(&acknowledged),
+            Arc::clone(&refusals),
+            Arc::clone(&stop),
+            project.clone(),
+        );
+        writers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let notes = format!("writer {w} entry {i}");
+                let (status, body) = caller
+                    .post(
+                        "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { notes } }",
+                        json!({ "i": { "projectId": project, "date": "2026-11-23", "minutes": 15, "notes": notes } }),
+                    )
+                    .await;
+                if status == StatusCode::OK && body["data"]["createTimeEntry"]["notes"] == notes.as_str() {
+                    acknowledged.lock().unwrap().push(notes);
+                } else {
+                    refusals.lock().unwrap().push((status, body));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                i += 1;
+            }
+        }));
+    }
+    let acked = || acknowledged.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_crash = acked();
+    assert!(before_crash > 0, "no write got through before the crash");
+    server.stop("immediate");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let while_down = acked();
+    let restarted = server.start();
+    assert_eq!(restarted, admin_url, "the server came back on another port");
+    // Writes go through again by themselves.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while acked() < while_down + 50 {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not write again after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    let refusals = refusals.lock().unwrap().clone();
+    assert!(
+        !refusals.is_empty(),
+        "the crash refused nothing: it did not happen under load"
+    );
+    for (status, body) in refusals.iter() {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_error(&body["errors"][0], "UNAVAILABLE", None);
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let mut check = tenancy::connect(&url).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Note {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        notes: String,
+    }
+    let stored: std::collections::HashSet<String> = diesel_async::RunQueryDsl::load::<Note>(
+        diesel::sql_query("SELECT notes FROM acme.time_entries"),
+        &mut check,
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|n| n.notes)
+    .collect();
+    let lost: Vec<&String> = acknowledged.iter().filter(|n| !stored.contains(*n)).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    eprintln!(
+        "crash under load: {} writes acknowledged ({before_crash} before the crash), {} refused as UNAVAILABLE, none lost",
+        acknowledged.len(),
+        refusals.len()
+    );
+}
