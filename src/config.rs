@@ -260,4 +260,13 @@ pub struct BindConfig {
     /// Address to listen on.
     #[arg(long = "bind", env = "BIND_ADDR", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to finish, in seconds,
+    /// before the server stops anyway.
+    #[arg(
+        long = "shutdown-grace-seconds",
+        env = "SHUTDOWN_GRACE_SECONDS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_seconds: u64,
 }

@@ -27,10 +27,29 @@ pub(super) async fn serve(
         None => (None, None),
     };
     tracing::info!(addr = %bind.bind, worker = worker.is_some(), "serving GraphQL at /graphql");
-    axum::serve(listener, app.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(anyhow::Error::from)?;
+    // On a signal the server stops accepting and lets requests in flight finish, for at most
+    // the grace period.
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    });
+    let grace = std::time::Duration::from_secs(bind.shutdown_grace_seconds);
+    let grace_over = async move {
+        if on_signal.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served.map_err(anyhow::Error::from)?,
+        () = grace_over => tracing::warn!(
+            grace_seconds = bind.shutdown_grace_seconds,
+            "requests still running after the grace period are cut off"
+        ),
+    }
+    // The worker finishes or hands back its jobs within its own grace (JOB_GRACE_SECONDS).
     if let (Some(stop), Some(handle)) = (stop_worker, worker) {
         stop.trigger();
         let _ = handle.await;

@@ -375,3 +375,124 @@ async fn a_crash_of_the_database_loses_no_acknowledged_write_and_the_service_rec
         refusals.len()
     );
 }
+
+/// `serve` as a process on `app`'s database (through the pooler when the suite runs behind
+/// one), with `grace` seconds to finish on a signal; waits until it answers.
+async fn serve_process(app: &TestApp, grace: &str) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
+        .args(["serve", "--no-worker"])
+        .env("DATABASE_URL", app.db.pool_url())
+        .env("DATABASE_DIRECT_URL", &app.db.url)
+        .env("JWT_SECRET", crate::common::JWT_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("SHUTDOWN_GRACE_SECONDS", grace)
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    (server, port)
+}
+
+fn terminate(server: &tokio::process::Child) {
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &server.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// A tenant with a client, a signed-in admin, and a session holding the clients table, so
+/// that a page of clients waits until `ROLLBACK` is sent on the returned connection.
+async fn held_clients(app: &TestApp) -> (crate::common::TestTenant, String, diesel_async::AsyncPgConnection) {
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    app.as_user(&t, &admin).client("Globex").await;
+    let mut locker = app.raw_conn().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE acme.clients IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    (t, admin, locker)
+}
+
+fn clients_page(
+    port: u16,
+    host: &str,
+    token: &str,
+) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .header("host", host)
+        .bearer_auth(token)
+        .json(&json!({ "query": "{ clients(first: 5) { edges { node { name } } } }" }))
+        .send()
+}
+
+/// SIGTERM to `serve` while a request waits on the database: the request is answered in
+/// full, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_the_server_finishes_the_request_in_flight_and_exits_cleanly() {
+    let app = TestApp::new().await;
+    let (server, port) = serve_process(&app, "10").await;
+    let mut server = server;
+    let (t, admin, mut locker) = held_clients(&app).await;
+    let in_flight = tokio::spawn(clients_page(port, &t.host, &admin));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    terminate(&server);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        server.try_wait().unwrap().is_none(),
+        "the server left before its request was answered"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["data"]["clients"]["edges"][0]["node"]["name"], "Globex",
+        "{body}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), server.wait())
+        .await
+        .expect("the server did not exit")
+        .unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// A request still running when `SHUTDOWN_GRACE_SECONDS` is over does not keep the server:
+/// it exits 0 at the end of the grace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sigterm_the_server_waits_no_longer_than_its_grace() {
+    let app = TestApp::new().await;
+    let (mut server, port) = serve_process(&app, "1").await;
+    let (t, admin, mut locker) = held_clients(&app).await;
+    let in_flight = tokio::spawn(clients_page(port, &t.host, &admin));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let signalled = Instant::now();
+    terminate(&server);
+    let status = tokio::time::timeout(Duration::from_secs(5), server.wait())
+        .await
+        .expect("the server outstayed its grace")
+        .unwrap();
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "left before the grace was over: {took:?}"
+    );
+    // The request was cut off, not answered.
+    assert!(in_flight.await.unwrap().is_err());
+    locker.batch_execute("ROLLBACK").await.unwrap();
+}
