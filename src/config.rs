@@ -142,7 +142,6 @@ impl DatabaseConfig {
         Self {
             url: self.direct().clone(),
             direct_url: None,
-            statement_cache: self.statement_cache,
             ..self.clone()
         }
     }

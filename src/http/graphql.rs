@@ -161,13 +161,7 @@ async fn execute(
         .unwrap_or_default();
     let tenant = match state.resolver.resolve(host).await {
         Ok(tenant) => tenant,
-        Err(e) => {
-            let status = match e {
-                AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-                _ => StatusCode::OK,
-            };
-            return error_response(status, e);
-        }
+        Err(e) => return answer(request_error(e)),
     };
     tracing::Span::current().record("tenant", tenant.schema.as_str());
     state.documents.prepare(&mut request);
@@ -211,7 +205,12 @@ async fn execute(
                 .set("code", "GRAPHQL_VALIDATION_FAILED");
         }
     }
-    // The database was away for this request: the client should come back, not read on.
+    answer(response)
+}
+
+/// A GraphQL answer over HTTP: 200, or 503 when the database was away for it (the client
+/// should come back, not read on).
+fn answer(response: async_graphql::Response) -> Response {
     let unavailable = response.errors.iter().any(|error| {
         error
             .extensions

@@ -108,7 +108,6 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
-/// An error about the request as a whole: no location, no path.
 /// Seconds a client is told to wait before trying again when the database is away.
 const RETRY_AFTER_SECONDS: &str = "2";
 
@@ -123,6 +122,7 @@ async fn retry_after(mut response: Response) -> Response {
     response
 }
 
+/// An error about the request as a whole: no location, no path.
 pub(crate) fn request_error(error: AppError) -> async_graphql::Response {
     let error: async_graphql::Error = error.into();
     let mut server_error = ServerError::new(error.message, None);

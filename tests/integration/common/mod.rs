@@ -184,11 +184,9 @@ impl TestDatabase {
     /// (`on` or `off`) applies as it does to the service.
     pub fn pool_config(&self, size: usize) -> DatabaseConfig {
         let mut config = DatabaseConfig::new(self.pool_url(), size).with_direct_url(self.url.clone());
-        config.statement_cache = match std::env::var("DB_STATEMENT_CACHE").as_deref() {
-            Ok("on") => Some(Switch::On),
-            Ok("off") => Some(Switch::Off),
-            _ => None,
-        };
+        config.statement_cache = std::env::var("DB_STATEMENT_CACHE")
+            .ok()
+            .map(|v| <Switch as clap::ValueEnum>::from_str(&v, true).expect("DB_STATEMENT_CACHE: on or off"));
         config
     }
 }
