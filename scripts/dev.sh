@@ -3,7 +3,8 @@
 #
 #   scripts/dev.sh up     the service with a database and the demo tenant, at 127.0.0.1:8080
 #   scripts/dev.sh test   the whole test suite against a private PostgreSQL, straight and
-#                         through a private pgbouncer in transaction mode
+#                         through a private pgbouncer in transaction mode, with a private
+#                         S3-compatible store and SMTP server (scripts/peers.sh)
 #
 # Without DATABASE_URL, `up` starts a private PostgreSQL under .data/postgres (port 54329)
 # and reuses it on the next start. `test` always uses its own under .data/postgres-test
@@ -69,6 +70,8 @@ case "${1:-}" in
     fi
     server=$(scripts/pg.sh start .data/postgres-test 54330 -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
     export TEST_DATABASE_URL=$server
+    # A real S3-compatible store and a real SMTP server for the file and email tests.
+    eval "$(scripts/peers.sh start .data/peers-test)"
     shift
     run_tests() {
       if cargo nextest --version >/dev/null 2>&1; then

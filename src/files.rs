@@ -7,6 +7,7 @@
 //! The type of a file is read from its first bytes, never taken from the client's word.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -63,8 +64,16 @@ impl FileStore {
             if bucket.is_empty() {
                 anyhow::bail!("FILE_STORE: no bucket in {spec}");
             }
+            // A store that does not answer must not hold a request for minutes: two retries
+            // within 10 s (the default is ten within three minutes).
+            let retry = object_store::RetryConfig {
+                max_retries: 2,
+                retry_timeout: Duration::from_secs(10),
+                ..Default::default()
+            };
             let s3 = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
+                .with_retry(retry)
                 .build()
                 .map_err(|e| anyhow::anyhow!("FILE_STORE: {e}"))?;
             let prefix = prefix.trim_matches('/');
@@ -93,7 +102,7 @@ impl FileStore {
         self.store
             .put(&StorePath::from(key), bytes.into())
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("storing a file: {e}")))?;
+            .map_err(|e| store_error("storing a file", &e))?;
         Ok(())
     }
 
@@ -103,7 +112,7 @@ impl FileStore {
             .store
             .get(&StorePath::from(key))
             .await
-            .map_err(|e| AppError::internal(anyhow::anyhow!("reading a stored file: {e}")))?;
+            .map_err(|e| store_error("reading a stored file", &e))?;
         Ok(got.into_stream().map_err(std::io::Error::other).boxed())
     }
 
@@ -141,6 +150,31 @@ impl FileStore {
             bytes,
         })
     }
+}
+
+/// A store that cannot be reached (refused, timed out, cut off) is `Unavailable`, as the
+/// database is: the client may try again. Anything else (a missing bucket, denied access)
+/// is the operator's to fix, and internal. The store's message (bucket and key, no
+/// credentials) stays in the log.
+fn store_error(doing: &str, e: &object_store::Error) -> AppError {
+    use object_store::client::{HttpError, HttpErrorKind};
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(http) = cause.downcast_ref::<HttpError>()
+            && matches!(
+                http.kind(),
+                HttpErrorKind::Connect
+                    | HttpErrorKind::Request
+                    | HttpErrorKind::Timeout
+                    | HttpErrorKind::Interrupted
+            )
+        {
+            tracing::warn!(error = %e, "{doing}: the file store is unreachable");
+            return AppError::Unavailable;
+        }
+        source = cause.source();
+    }
+    AppError::internal(anyhow::anyhow!("{doing}: {e}"))
 }
 
 pub fn too_large(field: &str, max_bytes: usize) -> AppError {

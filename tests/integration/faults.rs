@@ -13,7 +13,7 @@ use diesel_async::SimpleAsyncConnection;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::common::{TestApp, assert_error, test_config};
+use crate::common::{TestApp, assert_error, serve_process, test_config};
 
 fn graphql(host: &str, token: Option<&str>, query: &str) -> Request<Body> {
     let body = json!({ "query": query }).to_string();
@@ -376,33 +376,6 @@ async fn a_crash_of_the_database_loses_no_acknowledged_write_and_the_service_rec
     );
 }
 
-/// `serve` as a process on `app`'s database (through the pooler when the suite runs behind
-/// one), with `grace` seconds to finish on a signal; waits until it answers.
-async fn serve_process(app: &TestApp, grace: &str) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
-        .args(["serve", "--no-worker"])
-        .env("DATABASE_URL", app.db.pool_url())
-        .env("DATABASE_DIRECT_URL", &app.db.url)
-        .env("JWT_SECRET", crate::common::JWT_SECRET)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("SHUTDOWN_GRACE_SECONDS", grace)
-        .env("RUST_LOG", "error")
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (server, port)
-}
-
 fn terminate(server: &tokio::process::Child) {
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &server.id().unwrap().to_string()])
@@ -444,7 +417,7 @@ fn clients_page(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sigterm_the_server_finishes_the_request_in_flight_and_exits_cleanly() {
     let app = TestApp::new().await;
-    let (server, port) = serve_process(&app, "10").await;
+    let (server, port) = serve_process(&app, &[("SHUTDOWN_GRACE_SECONDS", "10")]).await;
     let mut server = server;
     let (t, admin, mut locker) = held_clients(&app).await;
     let in_flight = tokio::spawn(clients_page(port, &t.host, &admin));
@@ -476,7 +449,7 @@ async fn on_sigterm_the_server_finishes_the_request_in_flight_and_exits_cleanly(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sigterm_the_server_waits_no_longer_than_its_grace() {
     let app = TestApp::new().await;
-    let (mut server, port) = serve_process(&app, "1").await;
+    let (mut server, port) = serve_process(&app, &[("SHUTDOWN_GRACE_SECONDS", "1")]).await;
     let (t, admin, mut locker) = held_clients(&app).await;
     let in_flight = tokio::spawn(clients_page(port, &t.host, &admin));
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -448,7 +448,9 @@ async fn emails_carry_their_tenants_address_and_site() {
         app.create_user(t, &admin, &format!("new@{}.example", t.schema), "MEMBER")
             .await;
     }
-    let mut emails = crate::common::drain_outbox(&app).await;
+    // As .eml files here (the default without SMTP_URL); the billing and leave emails go
+    // through the SMTP server.
+    let mut emails = crate::common::drain_outbox_to_files(&app).await;
     emails.sort_by_key(|e| e.contains("globex"));
     assert_eq!(emails.len(), 2);
     for (email, t) in emails.iter().zip([&a, &b]) {
@@ -463,6 +465,15 @@ async fn emails_carry_their_tenants_address_and_site() {
         assert!(email.contains(&format!("https://{}/login", t.host)), "{email}");
     }
     assert!(!emails[0].contains("globex") && !emails[1].contains("acme"));
+}
+
+/// Runs the standard jobs with `mail` until `count` (a `SELECT count(*) AS n`) is `n`.
+async fn mail_until(app: &TestApp, mail: MailConfig, count: &str, n: i64) {
+    let (stop, rx) = Shutdown::new();
+    let handle = worker(app, crowdminder::app::jobs(), fast_config(1), mail, 2, Vec::new()).spawn(rx);
+    until(Duration::from_secs(20), || async { app.count(count).await == n }).await;
+    stop.trigger();
+    handle.await.unwrap();
 }
 
 #[tokio::test]
@@ -500,24 +511,13 @@ async fn a_refusing_smtp_server_is_retried_then_recorded_as_failed() {
         email_dir: temp_dir("unused"),
         smtp_timeout_seconds: 5,
     };
-    let (stop, rx) = Shutdown::new();
-    let handle = worker(
+    mail_until(
         &app,
-        crowdminder::app::jobs(),
-        fast_config(1),
         mail,
-        2,
-        Vec::new(),
+        "SELECT count(*) AS n FROM public.jobs WHERE status = 'FAILED'",
+        1,
     )
-    .spawn(rx);
-    until(Duration::from_secs(20), || async {
-        app.count("SELECT count(*) AS n FROM public.jobs WHERE status = 'FAILED'")
-            .await
-            == 1
-    })
     .await;
-    stop.trigger();
-    handle.await.unwrap();
     #[derive(QueryableByName)]
     struct Failed {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -537,6 +537,65 @@ async fn a_refusing_smtp_server_is_retried_then_recorded_as_failed() {
         app.count("SELECT count(*) AS n FROM acme.users WHERE email = 'dev@acme.example'")
             .await,
         1
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_fails_the_send_and_delivers_nothing() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    diesel::sql_query("UPDATE public.jobs SET max_attempts = 2")
+        .execute(&mut app.raw_conn().await)
+        .await
+        .unwrap();
+    let mailbox = crate::common::peers::TestMailbox::new();
+    let mail = MailConfig {
+        smtp_url: Some(crowdminder::config::Secret::new(
+            mailbox.smtp_url("not-the-password"),
+        )),
+        ..mailbox.mail_config()
+    };
+    mail_until(
+        &app,
+        mail,
+        "SELECT count(*) AS n FROM public.jobs WHERE status = 'FAILED'",
+        1,
+    )
+    .await;
+    let error: String = diesel::dsl::sql::<diesel::sql_types::Text>("SELECT last_error FROM public.jobs")
+        .get_result(&mut app.raw_conn().await)
+        .await
+        .unwrap();
+    assert!(error.contains("535"), "{error}");
+    assert!(!error.contains("not-the-password"), "{error}");
+    assert!(mailbox.messages().is_empty());
+
+    // Retried with the right password, it is delivered once, signed in, to the user.
+    let id: i64 = diesel::dsl::sql::<diesel::sql_types::BigInt>("SELECT id FROM public.jobs")
+        .get_result(&mut app.raw_conn().await)
+        .await
+        .unwrap();
+    jobs::retry(&mut app.raw_conn().await, id).await.unwrap();
+    mail_until(
+        &app,
+        mailbox.mail_config(),
+        "SELECT count(*) AS n FROM public.jobs",
+        0,
+    )
+    .await;
+    let messages = mailbox.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].contains("To: Someone <dev@acme.example>"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[0].contains(&format!("https://{}/login", t.host)),
+        "{}",
+        messages[0]
     );
 }
 

@@ -1,7 +1,8 @@
 //! Leave types, holidays, requests, balances and decisions through the API, against
 //! PostgreSQL.
 
-use crate::common::{TestApp, TestTenant, assert_error, assert_error_for};
+use crate::common::peers::TestBucket;
+use crate::common::{TestApp, TestTenant, assert_error, assert_error_for, multipart_body, serve_process};
 use serde_json::{Value, json};
 
 const CREATE_TYPE: &str = "mutation($i: CreateLeaveTypeInput!) { createLeaveType(input: $i) { id name } }";
@@ -659,11 +660,55 @@ fn stored_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     found
 }
 
+/// Where a test's attachments are kept: a folder, or a bucket on the S3 server.
+enum Kept {
+    Folder(std::path::PathBuf),
+    Bucket(TestBucket, &'static str),
+}
+
+impl Kept {
+    /// The keys of the files kept, relative to the store.
+    async fn keys(&self) -> Vec<String> {
+        match self {
+            Self::Folder(folder) => stored_files(folder)
+                .iter()
+                .map(|p| p.strip_prefix(folder).unwrap().to_string_lossy().into_owned())
+                .collect(),
+            Self::Bucket(bucket, prefix) => bucket
+                .keys()
+                .await
+                .into_iter()
+                .map(|k| {
+                    k.strip_prefix(&format!("{prefix}/"))
+                        .unwrap_or_else(|| panic!("{k} is outside the store's prefix {prefix}"))
+                        .to_owned()
+                })
+                .collect(),
+        }
+    }
+
+    async fn count(&self) -> usize {
+        self.keys().await.len()
+    }
+}
+
 #[tokio::test]
 async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_allowed() {
-    let mut config = crate::common::test_config();
-    config.file_max_bytes = 4096;
+    let config = crate::common::test_config();
     let folder = std::path::PathBuf::from(&config.file_store);
+    attachments_in(config, Kept::Folder(folder)).await;
+}
+
+#[tokio::test]
+async fn attachments_kept_in_an_s3_bucket_behave_the_same() {
+    let bucket = TestBucket::create().await;
+    let mut config = crate::common::test_config();
+    config.file_store = bucket.store("crowdminder");
+    attachments_in(config, Kept::Bucket(bucket, "crowdminder")).await;
+}
+
+async fn attachments_in(mut config: crowdminder::config::ServiceConfig, kept: Kept) {
+    config.file_max_bytes = 4096;
     let app = TestApp::with_config(4, config).await;
     let acme = app.create_tenant("acme").await;
     let globex = app.create_tenant("globex").await;
@@ -735,7 +780,7 @@ async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_
     }
     assert_eq!(requests_state(&app, "acme").await, requests_before);
     assert_eq!(files_state(&app, "acme").await, 0);
-    assert!(stored_files(&folder).is_empty());
+    assert_eq!(kept.count().await, 0);
 
     // A real note, with a name a browser must get back intact.
     let upload = |host: &str, token: &str, ty: &Value, bytes: &'static [u8]| {
@@ -794,7 +839,14 @@ async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_
         .await,
         1
     );
-    assert_eq!(stored_files(&folder).len(), 2);
+    let keys = kept.keys().await;
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().any(|k| k.starts_with(&acme_key)), "{keys:?}");
+    assert!(keys.iter().any(|k| k.starts_with(&globex_key)), "{keys:?}");
+    if let Kept::Bucket(bucket, prefix) = &kept {
+        let acme_object = keys.iter().find(|k| k.starts_with(&acme_key)).unwrap();
+        assert_eq!(bucket.object(&format!("{prefix}/{acme_object}")).await, PDF);
+    }
 
     // The requester and the admin download it; the bytes and the name come back.
     for token in [&acme_member, &acme_admin] {
@@ -872,18 +924,14 @@ async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_
         )
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND", "{body}");
-    assert_eq!(stored_files(&folder).len(), 3);
+    assert_eq!(kept.count().await, 3);
     let removed = app
         .gql(&acme.host, Some(&acme_member), REMOVE, json!({ "id": file_id }))
         .await;
     assert_eq!(removed["removeLeaveAttachment"], file_id);
     let (status, _, _) = app.get_raw(&acme.host, Some(&acme_admin), &path).await;
     assert_eq!(status, 404);
-    crate::common::eventually(|| {
-        let folder = folder.clone();
-        async move { stored_files(&folder).len() == 2 }
-    })
-    .await;
+    crate::common::eventually(|| async { kept.count().await == 2 }).await;
     let listed = app
         .gql(
             &acme.host,
@@ -915,5 +963,69 @@ async fn attachments_are_checked_stored_per_tenant_and_downloaded_only_by_those_
         )
         .await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "CONFLICT", "{body}");
-    assert_eq!(stored_files(&folder).len(), 2);
+    assert_eq!(kept.count().await, 2);
+}
+
+/// The S3 server unreachable: an upload is refused at once as `UNAVAILABLE` (HTTP 503 with
+/// `Retry-After`), telling the client nothing of the store, and leaves neither a request
+/// nor a file row behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_file_store_refuses_uploads_as_unavailable_and_keeps_nothing() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "sick@acme.example", "MEMBER").await;
+    let sick = leave_type(
+        &app,
+        &t,
+        &admin,
+        json!({ "name": "Sick", "yearlyAllowanceDays": "20", "attachmentRequiredAfterDays": "2" }),
+    )
+    .await;
+    let nothing_listens = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = format!("http://127.0.0.1:{nothing_listens}");
+    let (_server, port) = serve_process(
+        &app,
+        &[
+            ("FILE_STORE", "s3://cmtest-unreachable/files"),
+            ("AWS_ENDPOINT", &endpoint),
+            ("AWS_ALLOW_HTTP", "true"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "cmtest"),
+            ("AWS_SECRET_ACCESS_KEY", "cmtest-secret"),
+        ],
+    )
+    .await;
+    let (content_type, body) = multipart_body(
+        REQUEST_WITH_FILES,
+        json!({ "i": { "leaveTypeId": sick, "firstDay": "2026-12-01", "lastDay": "2026-12-03", "attachments": [null] } }),
+        &[("variables.i.attachments.0", "note.pdf", "application/pdf", PDF)],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let started = std::time::Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/graphql"))
+        .header("host", &t.host)
+        .bearer_auth(&member)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body: Value = response.json().await.unwrap();
+    assert_error(&body["errors"][0], "UNAVAILABLE", None);
+    assert!(body["data"]["requestLeave"].is_null(), "{body}");
+    for secret in [endpoint.as_str(), "cmtest-unreachable", "tenants/"] {
+        assert!(!body.to_string().contains(secret), "{body}");
+    }
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    assert_eq!(requests_state(&app, "acme").await, 0);
+    assert_eq!(files_state(&app, "acme").await, 0);
 }

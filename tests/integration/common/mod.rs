@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 mod build;
+pub mod peers;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -214,6 +215,73 @@ impl Drop for TestDatabase {
     }
 }
 
+/// A GraphQL multipart request (operations, map, then the files as `(variable path, file
+/// name, content type, bytes)`): its content type and body.
+pub fn multipart_body(
+    query: &str,
+    variables: Value,
+    files: &[(&str, &str, &str, &[u8])],
+) -> (String, Vec<u8>) {
+    let boundary = "crowdminder-test-boundary-7d1f";
+    let mut body: Vec<u8> = Vec::new();
+    let mut part = |headers: String, content: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    };
+    let operations = json!({ "query": query, "variables": variables }).to_string();
+    part(
+        "Content-Disposition: form-data; name=\"operations\"".to_owned(),
+        operations.as_bytes(),
+    );
+    let map: serde_json::Map<String, Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (path, ..))| (i.to_string(), json!([path])))
+        .collect();
+    part(
+        "Content-Disposition: form-data; name=\"map\"".to_owned(),
+        Value::Object(map).to_string().as_bytes(),
+    );
+    for (i, (_, filename, content_type, bytes)) in files.iter().enumerate() {
+        part(
+            format!(
+                "Content-Disposition: form-data; name=\"{i}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}"
+            ),
+            bytes,
+        );
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// `serve` as a process (without a worker) on `app`'s database, through the pooler when
+/// the suite runs behind one, with `env` added to its settings; waits until it answers.
+pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
+        .args(["serve", "--no-worker"])
+        .env("DATABASE_URL", app.db.pool_url())
+        .env("DATABASE_DIRECT_URL", &app.db.url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    (server, port)
+}
+
 /// A tenant made for a test, with its first admin's credentials.
 #[derive(Clone, Debug)]
 pub struct TestTenant {
@@ -386,42 +454,10 @@ impl TestApp {
         variables: Value,
         files: &[(&str, &str, &str, &[u8])],
     ) -> (StatusCode, Value) {
-        let boundary = "crowdminder-test-boundary-7d1f";
-        let mut body: Vec<u8> = Vec::new();
-        let mut part = |headers: String, content: &[u8]| {
-            body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
-            body.extend_from_slice(content);
-            body.extend_from_slice(b"\r\n");
-        };
-        let operations = json!({ "query": query, "variables": variables }).to_string();
-        part(
-            "Content-Disposition: form-data; name=\"operations\"".to_owned(),
-            operations.as_bytes(),
-        );
-        let map: serde_json::Map<String, Value> = files
-            .iter()
-            .enumerate()
-            .map(|(i, (path, ..))| (i.to_string(), json!([path])))
-            .collect();
-        part(
-            "Content-Disposition: form-data; name=\"map\"".to_owned(),
-            Value::Object(map).to_string().as_bytes(),
-        );
-        for (i, (_, filename, content_type, bytes)) in files.iter().enumerate() {
-            part(
-                format!(
-                    "Content-Disposition: form-data; name=\"{i}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}"
-                ),
-                bytes,
-            );
-        }
-        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let (content_type, body) = multipart_body(query, variables, files);
         let mut request = Request::post("/graphql")
             .header("host", host)
-            .header(
-                "content-type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
+            .header("content-type", content_type)
             .header("content-length", body.len());
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -622,27 +658,30 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
-/// Runs a standard worker writing emails as files until the queue is empty; returns the
-/// emails written.
+/// Runs a standard worker until the queue is empty, delivering through the real SMTP server
+/// into a mailbox of this test's own; returns the messages the server accepted.
 pub async fn drain_outbox(app: &TestApp) -> Vec<String> {
+    let mailbox = peers::TestMailbox::new();
+    run_jobs_until_done(app, mailbox.mail_config()).await;
+    mailbox.messages()
+}
+
+/// The same, with emails written as `.eml` files (the service's default without `SMTP_URL`).
+pub async fn drain_outbox_to_files(app: &TestApp) -> Vec<String> {
     let outbox = temp_dir("outbox");
-    let (stop, rx) = crowdminder::jobs::worker::Shutdown::new();
-    let handle = worker(
-        app,
-        crowdminder::app::jobs(),
-        fast_config(2),
-        MailConfig::files(&outbox),
-        3,
-        Vec::new(),
-    )
-    .spawn(rx);
-    eventually(|| async { app.count("SELECT count(*) AS n FROM public.jobs").await == 0 }).await;
-    stop.trigger();
-    handle.await.unwrap();
+    run_jobs_until_done(app, MailConfig::files(&outbox)).await;
     let emails = std::fs::read_dir(&outbox)
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     let _ = std::fs::remove_dir_all(&outbox);
     emails
+}
+
+async fn run_jobs_until_done(app: &TestApp, mail: MailConfig) {
+    let (stop, rx) = crowdminder::jobs::worker::Shutdown::new();
+    let handle = worker(app, crowdminder::app::jobs(), fast_config(2), mail, 3, Vec::new()).spawn(rx);
+    eventually(|| async { app.count("SELECT count(*) AS n FROM public.jobs").await == 0 }).await;
+    stop.trigger();
+    handle.await.unwrap();
 }
