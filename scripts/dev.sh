@@ -71,7 +71,8 @@ case "${1:-}" in
     server=$(scripts/pg.sh start .data/postgres-test 54330 -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
     export TEST_DATABASE_URL=$server
     # A real S3-compatible store and a real SMTP server for the file and email tests.
-    eval "$(scripts/peers.sh start .data/peers-test)"
+    peers=$(scripts/peers.sh start .data/peers-test)
+    eval "$peers"
     shift
     run_tests() {
       if cargo nextest --version >/dev/null 2>&1; then
