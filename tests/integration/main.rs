@@ -12,5 +12,6 @@ mod identity;
 mod jobs;
 mod layering;
 mod leave;
+mod processes;
 mod tenancy;
 mod time;

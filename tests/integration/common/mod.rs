@@ -255,25 +255,35 @@ pub fn multipart_body(
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// `serve` as a process (without a worker) on `app`'s database, through the pooler when
-/// the suite runs behind one, with `env` added to its settings; waits until it answers.
+/// The `crowdminder` command with `args` as a process on `app`'s database: pooled work
+/// through the pooler when the suite runs behind one, sessions straight to PostgreSQL,
+/// with `env` added to its settings. Killed when dropped.
+pub fn crowdminder_process(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
+        .args(args)
+        .env("DATABASE_URL", app.db.pool_url())
+        .env("DATABASE_DIRECT_URL", &app.db.url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// `serve` as a process (without a worker) on `app`'s database, with `env` added to its
+/// settings; waits until it answers.
 pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let server = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
-        .args(["serve", "--no-worker"])
-        .env("DATABASE_URL", app.db.pool_url())
-        .env("DATABASE_DIRECT_URL", &app.db.url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "error")
-        .envs(env.iter().copied())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let bind = format!("127.0.0.1:{port}");
+    let mut settings = vec![("BIND_ADDR", bind.as_str())];
+    settings.extend_from_slice(env);
+    let server = crowdminder_process(app, &["serve", "--no-worker"], &settings);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         assert!(std::time::Instant::now() < deadline, "the server did not start");
