@@ -17,12 +17,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use common::{JWT_SECRET, PASSWORD, binary, database_url, env_or, median, percentile, tenant};
+use common::{
+    JWT_SECRET, PASSWORD, Route, binary, cpu_ticks, database_url, env_or, median, memory, percentile,
+    pooler_url, run_wrk, start_server, tenant, write_wrk_script,
+};
 use crowdminder::auth::tokens::JwtKeys;
 use crowdminder::config::ServiceConfig;
 use crowdminder::tenancy;
@@ -161,97 +164,102 @@ fn main() {
         .collect();
     let dir = std::env::temp_dir().join(format!("crowdminder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let one_script = write_wrk_script(&dir.join("one.lua"), &targets[..1]);
-    let spread_script = write_wrk_script(&dir.join("spread.lua"), &targets);
+    let expect = "\"timeZone\"";
+    let one_script = write_wrk_script(&dir.join("one.lua"), &targets[..1], QUERY, expect);
+    let spread_script = write_wrk_script(&dir.join("spread.lua"), &targets, QUERY, expect);
 
-    let mut server = start_server(&bin, &url);
-    wait_ready();
+    // One server straight to PostgreSQL and, with BENCH_POOLER_URL, one through pgbouncer,
+    // both up for the whole run and measured in turn, so drift hits both alike.
+    let mut routes = vec![Route::Straight];
+    routes.extend(pooler_url().map(Route::Pooler));
+    let mut servers: Vec<Served> = routes
+        .into_iter()
+        .enumerate()
+        .map(|(i, route)| Served {
+            port: PORT + i as u16,
+            child: start_server(PORT + i as u16, 8, &url, &route),
+            route,
+            one: Vec::new(),
+            spread: Vec::new(),
+        })
+        .collect();
     // Warm up until every pooled connection's backend has met every tenant (its catalog
     // caches warm, as in a long-running server), and every host is resolved once.
-    run_wrk(&spread_script, env_or("BENCH_WARMUP_SECONDS", 45));
-    run_wrk(&one_script, 5);
-    let pairs = env_or("BENCH_PAIRS", 6);
-    let mut one = Vec::new();
-    let mut spread = Vec::new();
-    for _ in 0..pairs {
-        one.push(measure(&one_script, seconds, server.id()));
-        spread.push(measure(&spread_script, seconds, server.id()));
+    for server in &servers {
+        run_wrk(
+            &spread_script,
+            env_or("BENCH_WARMUP_SECONDS", 45),
+            32,
+            server.port,
+        );
+        run_wrk(&one_script, 5, 32, server.port);
     }
-    let rss = memory(server.id());
-    let _ = server.kill();
-    let _ = server.wait();
+    let pairs = env_or("BENCH_PAIRS", 6);
+    for _ in 0..pairs {
+        for server in &mut servers {
+            let pid = server.child.id();
+            server.one.push(measure(&one_script, seconds, pid, server.port));
+            server
+                .spread
+                .push(measure(&spread_script, seconds, pid, server.port));
+        }
+    }
     let rps = |runs: &[Run]| runs.iter().map(|r| r.rps).collect::<Vec<_>>();
     let cpu = |runs: &[Run]| runs.iter().map(|r| r.cpu_us).collect::<Vec<_>>();
-    let (one_rps, spread_rps) = (median(rps(&one)), median(rps(&spread)));
-    let (one_cpu, spread_cpu) = (median(cpu(&one)), median(cpu(&spread)));
-    println!(
-        "tenantSettings, one tenant                   {:.0?} req/s, median {one_rps:.0}",
-        rps(&one)
-    );
-    println!(
-        "tenantSettings, round-robin over {tenants:<5}      {:.0?} req/s, median {spread_rps:.0}",
-        rps(&spread)
-    );
-    println!(
-        "  cost of the spread (throughput medians)    {:.1} %",
-        (1.0 - spread_rps / one_rps) * 100.0
-    );
-    println!(
-        "server CPU per request, one / spread         {one_cpu:.0} / {spread_cpu:.0} us (medians; each run {:.0?} / {:.0?})",
-        cpu(&one),
-        cpu(&spread)
-    );
-    println!(
-        "  cost of the spread (CPU medians)           {:.1} %",
-        (spread_cpu / one_cpu - 1.0) * 100.0
-    );
-    println!(
-        "server memory after the load                 VmRSS {} MB, VmHWM {} MB",
-        rss.0 / 1024,
-        rss.1 / 1024
-    );
+    let mut straight = None;
+    for server in &mut servers {
+        let rss = memory(server.child.id());
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        let (one, spread) = (&server.one, &server.spread);
+        let (one_rps, spread_rps) = (median(rps(one)), median(rps(spread)));
+        let (one_cpu, spread_cpu) = (median(cpu(one)), median(cpu(spread)));
+        println!("-- {}", server.route.label());
+        println!(
+            "tenantSettings, one tenant                   {:.0?} req/s, median {one_rps:.0}",
+            rps(one)
+        );
+        println!(
+            "tenantSettings, round-robin over {tenants:<5}      {:.0?} req/s, median {spread_rps:.0}",
+            rps(spread)
+        );
+        println!(
+            "  cost of the spread (throughput medians)    {:.1} %",
+            (1.0 - spread_rps / one_rps) * 100.0
+        );
+        println!(
+            "server CPU per request, one / spread         {one_cpu:.0} / {spread_cpu:.0} us (medians; each run {:.0?} / {:.0?})",
+            cpu(one),
+            cpu(spread)
+        );
+        println!(
+            "  cost of the spread (CPU medians)           {:.1} %",
+            (spread_cpu / one_cpu - 1.0) * 100.0
+        );
+        println!(
+            "server memory after the load                 VmRSS {} MB, VmHWM {} MB",
+            rss.0 / 1024,
+            rss.1 / 1024
+        );
+        match straight {
+            None => straight = Some((one_rps, spread_rps)),
+            Some((s_one, s_spread)) => println!(
+                "  against straight, one / spread             x{:.2} / x{:.2} (throughput medians)",
+                one_rps / s_one,
+                spread_rps / s_spread
+            ),
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn write_wrk_script(path: &Path, targets: &[(String, String)]) -> PathBuf {
-    let mut lua = String::from("local targets = {\n");
-    for (host, token) in targets {
-        lua.push_str(&format!("  {{\"{host}\", \"Bearer {token}\"}},\n"));
-    }
-    lua.push_str(&format!(
-        "}}\nlocal body = [[{QUERY}]]\nlocal i = math.random(#targets)\n\
-         request = function()\n  i = i % #targets + 1\n  local t = targets[i]\n  \
-         return wrk.format(\"POST\", \"/graphql\", {{[\"Host\"] = t[1], [\"Authorization\"] = t[2], [\"Content-Type\"] = \"application/json\"}}, body)\nend\n\
-         response = function(status, headers, body)\n  if status ~= 200 or not body:find('\"timeZone\"', 1, true) then\n    error(\"bad response: \" .. status .. \" \" .. body)\n  end\nend\n"
-    ));
-    std::fs::write(path, lua).unwrap();
-    path.to_owned()
-}
-
-fn start_server(bin: &Path, url: &str) -> Child {
-    Command::new(bin)
-        .args(["serve", "--no-worker", "--bind", &format!("127.0.0.1:{PORT}")])
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("DB_POOL_SIZE", "8")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-fn wait_ready() {
-    for _ in 0..100 {
-        if let Ok(out) = Command::new("curl")
-            .args(["-sf", &format!("http://127.0.0.1:{PORT}/readyz")])
-            .output()
-            && out.status.success()
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the server did not become ready");
+/// A server under measurement, and its runs.
+struct Served {
+    route: Route,
+    port: u16,
+    child: Child,
+    one: Vec<Run>,
+    spread: Vec<Run>,
 }
 
 struct Run {
@@ -260,70 +268,13 @@ struct Run {
     cpu_us: f64,
 }
 
-/// CPU time a process has used, in clock ticks (utime + stime).
-fn cpu_ticks(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // Fields after the command (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()
-}
-
-fn measure(script: &Path, seconds: u64, server: u32) -> Run {
+fn measure(script: &Path, seconds: u64, server: u32, port: u16) -> Run {
     let ticks_per_second = 100.0;
     let before = cpu_ticks(server);
-    let (rps, requests) = run_wrk_counted(script, seconds);
+    let (rps, requests) = run_wrk(script, seconds, 32, port);
     let used = (cpu_ticks(server) - before) / ticks_per_second;
     Run {
         rps,
         cpu_us: used * 1e6 / requests,
     }
-}
-
-/// Requests per second from one wrk run (2 threads, 32 connections).
-fn run_wrk(script: &Path, seconds: u64) -> f64 {
-    run_wrk_counted(script, seconds).0
-}
-
-/// Requests per second and requests completed in one wrk run.
-fn run_wrk_counted(script: &Path, seconds: u64) -> (f64, f64) {
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", &format!("-d{seconds}s"), "-s"])
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{PORT}/graphql"))
-        .output()
-        .expect("wrk is installed (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("Non-2xx") && !text.contains("bad response"),
-        "errors under load:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in wrk output:\n{text}"));
-    // "  123456 requests in 10.00s, ..."
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
-    (rps, requests)
-}
-
-/// (VmRSS, VmHWM) of a process, in KiB.
-fn memory(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }

@@ -11,10 +11,13 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::NaiveDate;
-use common::{JWT_SECRET, PASSWORD, binary, database_url, env_or, median, prepare, runtime, tenant};
+use common::{
+    PASSWORD, Route, database_url, env_or, median, pooler_url, prepare, run_wrk, runtime, start_server,
+    tenant, write_wrk_script,
+};
 use crowdminder::settings::TenantSettings;
 use crowdminder::time::entry_pages::{self, EntryFilter};
 use crowdminder::time::reports::{self, GroupBy, ReportFilter, ReportRequest};
@@ -24,18 +27,6 @@ use serde_json::{Value, json};
 
 const PORT: u16 = 18_182;
 const HOST: &str = "big.bench.localhost";
-
-fn start_server(url: &str) -> Child {
-    Command::new(binary())
-        .args(["serve", "--no-worker", "--bind", &format!("127.0.0.1:{PORT}")])
-        .env("DATABASE_URL", url)
-        .env("JWT_SECRET", JWT_SECRET)
-        .env("DB_POOL_SIZE", "4")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap()
-}
 
 async fn graphql(client: &reqwest::Client, token: Option<&str>, query: &str, variables: Value) -> Value {
     timed_graphql(client, token, query, variables).await.1
@@ -158,19 +149,8 @@ fn main() {
             started.elapsed().as_secs_f64()
         );
 
-        let mut server = start_server(&url);
+        let mut server = start_server(PORT, 4, &url, &Route::Straight);
         let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .get(format!("http://127.0.0.1:{PORT}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
         let login = graphql(
             &client,
             None,
@@ -299,6 +279,47 @@ fn main() {
         );
         let _ = server.kill();
         let _ = server.wait();
+
+        // Throughput of a page: wrk (8 connections) against a server straight to PostgreSQL,
+        // one preparing each statement in its transaction, and with BENCH_POOLER_URL one
+        // through pgbouncer: all up at once, measured in turn.
+        let mut routes = vec![Route::Straight, Route::StraightUncached];
+        routes.extend(pooler_url().map(Route::Pooler));
+        let servers: Vec<(Route, u16, Child)> = routes
+            .into_iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let port = PORT + 1 + i as u16;
+                let child = start_server(port, 4, &url, &route);
+                (route, port, child)
+            })
+            .collect();
+        let dir = std::env::temp_dir().join(format!("crowdminder-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let body = json!({ "query": page_query, "variables": { "after": after } }).to_string();
+        let script = write_wrk_script(&dir.join("page.lua"), &[(HOST.to_owned(), token.clone())], &body, "\"edges\"");
+        let seconds = env_or("BENCH_SECONDS", 10);
+        for (_, port, _) in &servers {
+            run_wrk(&script, 5, 8, *port);
+        }
+        let mut rates = vec![Vec::new(); servers.len()];
+        for _round in 0..3 {
+            for (i, (_, port, _)) in servers.iter().enumerate() {
+                rates[i].push(run_wrk(&script, seconds, 8, *port).0);
+            }
+        }
+        let straight = median(rates[0].clone());
+        for ((route, _, mut child), rates) in servers.into_iter().zip(rates) {
+            let rps = median(rates.clone());
+            println!(
+                "timeEntries(first: 100) page, wrk -c8, {:<34} {rates:.0?} req/s, median {rps:.0}  (x{:.2})",
+                route.label(),
+                rps / straight
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }
 

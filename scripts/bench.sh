@@ -4,13 +4,16 @@
 #   scripts/bench.sh tenancy   1,000 tenants: creation, no-op migrate, throughput on one
 #                              tenant against round-robin over all, server memory; then
 #                              pgbench of the same statements (installs wrk if missing)
+#                              straight and through pgbouncer (port 54341) side by side
 #                              BENCH_TENANTS=1000 BENCH_SECONDS=10 BENCH_PAIRS=6
 #   scripts/bench.sh jobs      no-op jobs over 100 tenants drained by 2 and 8 concurrent
 #                              jobs; commit-to-start delay through LISTEN/NOTIFY
 #                              BENCH_TENANTS=100 BENCH_JOBS=5000 BENCH_LATENCY_JOBS=500
 #   scripts/bench.sh time      one tenant with 1,000,000 entries: the billable-hours report
-#                              and a page of entries through the API against the same SQL
-#                              BENCH_ENTRIES=1000000 BENCH_RUNS=30
+#                              and a page of entries through the API against the same SQL;
+#                              the page's throughput straight, with DB_STATEMENT_CACHE=off
+#                              and through pgbouncer
+#                              BENCH_ENTRIES=1000000 BENCH_RUNS=30 BENCH_SECONDS=10
 #   scripts/bench.sh leave     teamLeaveBalances for 20 and 200 users x 5 leave types:
 #                              statements per request and time through HTTP
 #                              BENCH_RUNS=30
@@ -27,17 +30,21 @@ case "$name" in
     exit 2
     ;;
 esac
-if [[ $name == tenancy ]]; then
+if [[ $name == tenancy || $name == time ]]; then
   command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 fi
 server=$(scripts/pg.sh start .data/postgres-bench 54331)
 database="${server%/postgres}/crowdminder_bench_$name"
 psql "$server" -qc "DROP DATABASE IF EXISTS crowdminder_bench_$name WITH (FORCE)" -c "CREATE DATABASE crowdminder_bench_$name"
-# These two time a server process of their own.
+# These two time server processes of their own: straight to PostgreSQL and through a
+# private pgbouncer in transaction mode (8 server connections), side by side.
+pooled=
 if [[ $name == tenancy || $name == time ]]; then
   cargo build --release --bin crowdminder
+  pooler=$(scripts/pgbouncer.sh start .data/pgbouncer-bench 54341 "$server" 8)
+  pooled="${pooler%/postgres}/crowdminder_bench_$name"
 fi
-BENCH_DATABASE_URL="$database" cargo bench --bench "$name"
+BENCH_DATABASE_URL="$database" BENCH_POOLER_URL="$pooled" cargo bench --bench "$name"
 
 if [[ $name == tenancy ]]; then
   # PostgreSQL alone: the statements of a request that reads its tenant's tables, always in
