@@ -15,6 +15,7 @@ use diesel_async::AsyncPgConnection;
 use tokio::sync::Notify;
 
 use crate::auth::emails::AuthEmail;
+use crate::auth::throttle::CredentialThrottle;
 use crate::auth::tokens::JwtKeys;
 use crate::auth::users::{self, NewUser};
 use crate::auth::{self, ActorCache, Role};
@@ -58,6 +59,7 @@ impl App {
     /// PostgreSQL, `direct_url`: LISTEN needs a session no pooler shares) that keeps its
     /// caches true to the database.
     pub fn new(pool: DbPool, config: ServiceConfig, direct_url: Secret) -> anyhow::Result<Self> {
+        auth::password::configure(config.password_hash_threads, config.password_hash_queue);
         let resolver = TenantResolver::new(pool.clone());
         let settings = Arc::new(settings::settings_cache());
         let actors = Arc::new(auth::actor_cache());
@@ -92,6 +94,10 @@ impl App {
             .with(FileStore::open(&config.file_store, config.file_max_bytes)?)
             .with(PdfFonts::new(&config.pdf_font, &config.pdf_font_bold))
             .with(PageStats::default())
+            .with(CredentialThrottle::new(
+                config.login_failures_per_account,
+                config.credential_failures_per_address,
+            ))
             .with_shared::<SettingsCache>(settings)
             .with_shared::<ActorCache>(actors);
         Ok(Self {

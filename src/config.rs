@@ -215,6 +215,47 @@ pub struct ServiceConfig {
     )]
     pub pdf_font_bold: String,
 
+    /// Threads that check and hash passwords (0: one per core). Each check holds 19 MiB
+    /// while it runs, so this bounds what logins take of memory.
+    #[arg(
+        long = "password-hash-threads",
+        env = "PASSWORD_HASH_THREADS",
+        default_value_t = 0
+    )]
+    pub password_hash_threads: usize,
+
+    /// Password checks that may wait for a thread (0: sixteen per thread); past them a login
+    /// is refused as `UNAVAILABLE` (HTTP 503, `Retry-After`).
+    #[arg(
+        long = "password-hash-queue",
+        env = "PASSWORD_HASH_QUEUE",
+        default_value_t = 0
+    )]
+    pub password_hash_queue: usize,
+
+    /// Wrong passwords one account (in one tenant) may have per minute; past them its
+    /// logins are `THROTTLED` (HTTP 429, `Retry-After`) until the budget comes back.
+    #[arg(
+        long = "login-failures-per-account",
+        env = "LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub login_failures_per_account: u32,
+
+    /// Failed credential checks (wrong passwords, unknown or forged tokens) one client
+    /// address may have per minute, over all accounts and tenants.
+    #[arg(
+        long = "credential-failures-per-address",
+        env = "CREDENTIAL_FAILURES_PER_ADDRESS",
+        default_value_t = 30
+    )]
+    pub credential_failures_per_address: u32,
+
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges, comma
+    /// separated). From any other peer the header is ignored and the peer is the client.
+    #[arg(long = "trusted-proxies", env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ProxyRange>,
+
     /// Serve GraphiQL at /graphiql.
     #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
     pub graphiql: bool,
@@ -238,6 +279,11 @@ impl ServiceConfig {
             file_max_bytes: 10 * 1024 * 1024,
             pdf_font: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".to_owned(),
             pdf_font_bold: "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf".to_owned(),
+            password_hash_threads: 0,
+            password_hash_queue: 0,
+            login_failures_per_account: 5,
+            credential_failures_per_address: 30,
+            trusted_proxies: Vec::new(),
             graphiql: true,
         }
     }
@@ -250,6 +296,30 @@ impl ServiceConfig {
 
     pub fn jwt_ttl(&self) -> Duration {
         Duration::from_secs(u64::from(self.jwt_ttl_minutes) * 60)
+    }
+}
+
+/// An address or a CIDR range of trusted proxies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProxyRange(pub ipnet::IpNet);
+
+impl ProxyRange {
+    pub fn contains(&self, address: &std::net::IpAddr) -> bool {
+        self.0.contains(address)
+    }
+}
+
+impl std::str::FromStr for ProxyRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(Self(net.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|address| Self(ipnet::IpNet::from(address)))
+            .map_err(|_| format!("{s:?} is neither an address nor a CIDR range"))
     }
 }
 

@@ -26,6 +26,11 @@ pub enum AppError {
     TenantSuspended,
     /// The database is unreachable, or no connection came free in time: try again soon.
     Unavailable,
+    /// Too many failed credential checks for the account or from the address: try again
+    /// after this many seconds.
+    Throttled {
+        retry_after_seconds: u64,
+    },
     /// A statement ran past its timeout (`DB_STATEMENT_TIMEOUT_MS`) and was cancelled.
     Timeout,
     Internal(anyhow::Error),
@@ -60,6 +65,9 @@ impl AppError {
             Self::TenantNotFound => "no tenant is served at this host".to_owned(),
             Self::TenantSuspended => "this tenant is suspended".to_owned(),
             Self::Unavailable => "the service is busy, try again".to_owned(),
+            Self::Throttled { retry_after_seconds } => {
+                format!("too many failed attempts: try again in {retry_after_seconds} s")
+            }
             Self::Timeout => {
                 "the request took longer than the database allows and was stopped: ask for less at once"
                     .to_owned()
@@ -78,6 +86,7 @@ impl AppError {
             Self::TenantNotFound => "TENANT_NOT_FOUND",
             Self::TenantSuspended => "TENANT_SUSPENDED",
             Self::Unavailable => "UNAVAILABLE",
+            Self::Throttled { .. } => "THROTTLED",
             Self::Timeout => "TIMEOUT",
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -170,10 +179,17 @@ impl From<AppError> for async_graphql::Error {
         }
         let code = e.code();
         let field = e.field().map(str::to_owned);
+        let retry_after = match e {
+            AppError::Throttled { retry_after_seconds } => Some(retry_after_seconds),
+            _ => None,
+        };
         async_graphql::Error::new(e.message()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
                 ext.set("field", field);
+            }
+            if let Some(seconds) = retry_after {
+                ext.set("retryAfter", seconds);
             }
         })
     }

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
 use super::emails::AuthEmail;
+use super::throttle::CredentialThrottle;
 use super::tokens::JwtKeys;
 use super::tokens::new_api_token;
 use super::users::{self, NewUser, User, UserFilter};
@@ -24,23 +25,24 @@ pub trait RequestActor {
     fn actor(&self) -> impl Future<Output = AppResult<Actor>> + Send;
 }
 
-struct SignedIn(tokio::sync::OnceCell<Actor>);
+/// The request's actor once known, or why its credential was refused: a credential is
+/// checked (and a failure counted) once per request, however many fields ask.
+struct SignedIn(tokio::sync::OnceCell<Result<Actor, &'static str>>);
 
 impl RequestActor for RequestContext {
     async fn actor(&self) -> AppResult<Actor> {
         let signed_in = self.kept(|| SignedIn(tokio::sync::OnceCell::new()));
-        let actor = signed_in
+        let outcome = signed_in
             .0
-            .get_or_try_init(|| {
-                authenticate(
-                    &self.db,
-                    self.services.get::<JwtKeys>(),
-                    self.services.get::<ActorCache>(),
-                    self.bearer.as_deref(),
-                )
+            .get_or_try_init(|| async {
+                match authenticate(&self.db, &self.services, self.bearer.as_deref(), self.client).await {
+                    Ok(actor) => Ok(Ok(actor)),
+                    Err(AppError::Unauthenticated(why)) => Ok(Err(why)),
+                    Err(other) => Err(other),
+                }
             })
             .await?;
-        Ok(*actor)
+        outcome.map_err(AppError::Unauthenticated)
     }
 }
 
@@ -281,9 +283,13 @@ impl AuthMutation {
         #[graphql(secret)] password: String,
     ) -> async_graphql::Result<LoginPayload> {
         let req = ctx.request();
+        let email = email.trim();
+        let tenant_id = req.db.tenant().id;
+        let throttle = req.services.get::<CredentialThrottle>();
+        throttle.admit(tenant_id, Some(email), req.client)?;
         let found = {
             let mut conn = req.db.conn().await?;
-            users::find_for_login(&mut conn, email.trim()).await?
+            users::find_for_login(&mut conn, email).await?
         };
         let (user, hash) = match found {
             Some((user, hash)) if user.active => (Some(user), hash),
@@ -294,9 +300,12 @@ impl AuthMutation {
         let matches = password::verify(hash, Secret::new(password)).await?;
         let user = match (user, matches) {
             (Some(user), true) => user,
-            _ => return Err(AppError::Unauthenticated("wrong email or password").into()),
+            _ => {
+                throttle.failed(tenant_id, Some(email), req.client)?;
+                return Err(AppError::Unauthenticated("wrong email or password").into());
+            }
         };
-        let (token, expires_at) = req.services.get::<JwtKeys>().issue(req.db.tenant().id, user.id)?;
+        let (token, expires_at) = req.services.get::<JwtKeys>().issue(tenant_id, user.id)?;
         Ok(LoginPayload {
             token,
             expires_at,

@@ -4,10 +4,12 @@
 pub mod emails;
 pub mod graphql;
 pub mod password;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 
 use diesel::prelude::*;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +18,10 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::cache::CoherentCache;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
+use crate::services::Services;
 use crate::tenancy::TenantDb;
 use crate::tenancy::changes::{self, Notice};
+use throttle::CredentialThrottle;
 use tokens::{API_TOKEN_PREFIX, JwtKeys, hash_api_token};
 
 #[derive(
@@ -116,16 +120,39 @@ pub async fn announce_auth_change(
     Ok(())
 }
 
-/// Works out the actor from an `Authorization: Bearer` credential, in the tenant of `db`.
-/// A credential of another tenant fails here: JWTs name their tenant, and API tokens are
-/// looked up only in this tenant's schema (and cached under this tenant's id).
+/// Why a credential that might be a guess was refused: these count against the client's
+/// budget of failed credential checks. An expired token, one of another tenant or of a
+/// deactivated user was issued by us, and does not.
+pub const FORGED_TOKEN: &str = "the token is invalid";
+pub const UNKNOWN_API_TOKEN: &str = "the API token is unknown or revoked";
+
+/// Works out the actor from an `Authorization: Bearer` credential, in the tenant of `db`,
+/// sent from `client`. A credential of another tenant fails here: JWTs name their tenant,
+/// and API tokens are looked up only in this tenant's schema (and cached under this
+/// tenant's id). A forged or unknown credential counts against the client's budget of
+/// failures, and while the client is over it nothing it sends is checked (`THROTTLED`).
 pub async fn authenticate(
     db: &TenantDb,
-    keys: &JwtKeys,
-    cache: &ActorCache,
+    services: &Services,
     bearer: Option<&str>,
+    client: Option<IpAddr>,
 ) -> AppResult<Actor> {
     let bearer = bearer.ok_or(AppError::Unauthenticated("sign in or send an API token"))?;
+    let throttle = services.get::<CredentialThrottle>();
+    let tenant_id = db.tenant().id;
+    throttle.admit(tenant_id, None, client)?;
+    let found = identify(db, services, bearer).await;
+    if let Err(AppError::Unauthenticated(why)) = &found
+        && (*why == FORGED_TOKEN || *why == UNKNOWN_API_TOKEN)
+    {
+        throttle.failed(tenant_id, None, client)?;
+    }
+    found
+}
+
+async fn identify(db: &TenantDb, services: &Services, bearer: &str) -> AppResult<Actor> {
+    let keys = services.get::<JwtKeys>();
+    let cache = services.get::<ActorCache>();
     let tenant_id = db.tenant().id;
     let credential = if bearer.starts_with(API_TOKEN_PREFIX) {
         CredentialKey::ApiToken(hash_api_token(bearer))
@@ -155,8 +182,7 @@ async fn look_up(db: &TenantDb, credential: &CredentialKey) -> AppResult<Actor> 
                 .first(&mut *conn)
                 .await
                 .optional()?;
-            let (token_id, user_id, role) =
-                found.ok_or(AppError::Unauthenticated("the API token is unknown or revoked"))?;
+            let (token_id, user_id, role) = found.ok_or(AppError::Unauthenticated(UNKNOWN_API_TOKEN))?;
             Ok(Actor {
                 user_id,
                 role: Role::from_db(&role),

@@ -4,6 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -68,15 +69,19 @@ impl JwtKeys {
 
     /// The user id in a valid token of `tenant_id`.
     pub fn verify(&self, token: &str, tenant_id: i64) -> AppResult<i64> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| AppError::Unauthenticated("the token is invalid or expired"))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::ExpiredSignature => AppError::Unauthenticated("the token has expired"),
+                _ => AppError::Unauthenticated(super::FORGED_TOKEN),
+            }
+        })?;
         if data.claims.tid != tenant_id {
             return Err(AppError::Unauthenticated("the token belongs to another tenant"));
         }
         data.claims
             .sub
             .parse()
-            .map_err(|_| AppError::Unauthenticated("the token is invalid or expired"))
+            .map_err(|_| AppError::Unauthenticated(super::FORGED_TOKEN))
     }
 }
 

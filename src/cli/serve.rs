@@ -30,7 +30,11 @@ pub(super) async fn serve(
     // On a signal the server stops accepting and lets requests in flight finish, for at most
     // the grace period.
     let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.router()).with_graceful_shutdown(async move {
+    // Each connection's peer address is kept, for throttling by client address.
+    let service = app
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = signalled.send(());
     });

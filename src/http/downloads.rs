@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, error_response, read_unit, status_of};
+use super::{AppState, Peer, error_response, read_unit, status_of};
 use crate::billing::pdf::PdfFonts;
 use crate::error::AppError;
 use crate::files::FileStore;
@@ -17,11 +17,12 @@ use crate::graphql::support::{NodeType, expect_global_id};
 /// a 404: whether a file exists is not told to those who may not have it.
 pub(super) async fn file(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
     let found = async {
-        let (db, actor) = read_unit(&state, &headers).await?;
+        let (db, actor) = read_unit(&state, &headers, peer).await?;
         let not_found = || AppError::NotFound { what: "file" };
         let id = expect_global_id("id", &async_graphql::ID(id), NodeType::File).map_err(|_| not_found())?;
         let file = {
@@ -64,11 +65,12 @@ pub(super) async fn file(
 /// An invoice as PDF (`/invoices/<Invoice id>.pdf`), for the tenant's managers and admins.
 pub(super) async fn invoice_pdf(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     axum::extract::Path(file): axum::extract::Path<String>,
 ) -> Response {
     let found = async {
-        let (db, actor) = read_unit(&state, &headers).await?;
+        let (db, actor) = read_unit(&state, &headers, peer).await?;
         crate::billing::may_see_invoices(&actor)?;
         let not_found = || AppError::NotFound { what: "invoice" };
         let id = file.strip_suffix(".pdf").ok_or_else(not_found)?;

@@ -1,9 +1,10 @@
 //! `/graphql` (GET and POST, per GraphQL over HTTP) and `/graphiql`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::body::Body;
@@ -11,7 +12,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{AppState, bearer, error_response, request_error};
+use super::{AppState, bearer, client_address, error_response, request_error};
 use crate::error::AppError;
 use crate::graphql::support::RequestContext;
 use crate::tenancy::{Access, TenantDb};
@@ -70,6 +71,7 @@ pub(super) async fn post(State(state): State<AppState>, request: Request) -> Res
     // Read the body under the limit first, so an oversized one is a 413 however it is sent
     // (with a length or chunked). Multipart requests (file uploads, per the GraphQL
     // multipart request spec) may carry files besides the operation.
+    let peer = super::peer_address(&request);
     let (parts, body) = request.into_parts();
     let multipart = parts
         .headers
@@ -96,7 +98,7 @@ pub(super) async fn post(State(state): State<AppState>, request: Request) -> Res
     let request = Request::from_parts(parts, Body::from(bytes));
     let headers = request.headers().clone();
     match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
-        Ok(req) => execute(&state, &headers, req.into_inner(), Method::POST).await,
+        Ok(req) => execute(&state, &headers, peer, req.into_inner(), Method::POST).await,
         Err(rejection) => rejection.into_response(),
     }
 }
@@ -110,6 +112,7 @@ struct GetParams {
 
 pub(super) async fn get(State(state): State<AppState>, request: Request) -> Response {
     let headers = request.headers().clone();
+    let peer = super::peer_address(&request);
     // GraphQL over HTTP names the operation `operationName` in the URL too; the extractor
     // only reads `operation_name`.
     let operation = axum::extract::Query::<GetParams>::try_from_uri(request.uri())
@@ -121,7 +124,7 @@ pub(super) async fn get(State(state): State<AppState>, request: Request) -> Resp
             if req.operation_name.is_none() {
                 req.operation_name = operation;
             }
-            execute(&state, &headers, req, Method::GET).await
+            execute(&state, &headers, peer, req, Method::GET).await
         }
         Err(rejection) => rejection.into_response(),
     }
@@ -149,9 +152,59 @@ fn operation_access(request: &mut async_graphql::Request) -> Access {
     }
 }
 
+/// Whether the mutation the request selects asks for `login` more than once, or under an
+/// alias: each would be another password tried in one request, past the throttle's count.
+/// Fragments are followed, each once.
+fn repeats_login(request: &mut async_graphql::Request) -> bool {
+    let name = request.operation_name.clone();
+    let Ok(document) = request.parsed_query() else {
+        return false;
+    };
+    let operation = match (&document.operations, name.as_deref()) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
+            Some(op) if ops.len() == 1 => op,
+            _ => return false,
+        },
+    };
+    let mut logins = 0;
+    let mut aliased = false;
+    let mut seen = std::collections::HashSet::new();
+    let mut pending = vec![&operation.node.selection_set.node];
+    while let Some(set) = pending.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    if field.node.name.node == "login" {
+                        logins += 1;
+                        aliased |= field.node.alias.is_some();
+                    }
+                }
+                Selection::InlineFragment(fragment) => {
+                    pending.push(&fragment.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if seen.insert(name.clone())
+                        && let Some(fragment) = document.fragments.get(name)
+                    {
+                        pending.push(&fragment.node.selection_set.node);
+                    }
+                }
+            }
+        }
+    }
+    logins > 1 || aliased
+}
+
 async fn execute(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
     mut request: async_graphql::Request,
     method: Method,
 ) -> Response {
@@ -176,8 +229,16 @@ async fn execute(
             .insert(header::ALLOW, "POST".parse().expect("static header"));
         return response;
     }
+    if access == Access::ReadWrite && repeats_login(&mut request) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            AppError::bad_input("login", "login is asked once per request, without an alias"),
+        );
+    }
     let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, access));
-    let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers));
+    let client = client_address(&state.services.config.trusted_proxies, peer, headers);
+    let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers))
+        .from_client(client);
     let mut response = state.schema.execute(request.data(context)).await;
     tracing::Span::current().record("statements", db.statements());
     if access == Access::ReadOnly {
@@ -208,19 +269,36 @@ async fn execute(
     answer(response)
 }
 
-/// A GraphQL answer over HTTP: 200, or 503 when the database was away for it (the client
-/// should come back, not read on).
+/// A GraphQL answer over HTTP: 200; 503 when the database was away for it or a queue was
+/// full (the client should come back, not read on); 429 with the longest `Retry-After` when
+/// a credential check was throttled.
 fn answer(response: async_graphql::Response) -> Response {
-    let unavailable = response.errors.iter().any(|error| {
-        error
-            .extensions
-            .as_ref()
-            .and_then(|ext| ext.get("code"))
-            .is_some_and(|code| *code == async_graphql::Value::from("UNAVAILABLE"))
-    });
+    let codes = || {
+        response
+            .errors
+            .iter()
+            .filter_map(|error| error.extensions.as_ref().and_then(|ext| ext.get("code")))
+    };
+    let unavailable = codes().any(|code| *code == async_graphql::Value::from("UNAVAILABLE"));
+    let throttled = codes().any(|code| *code == async_graphql::Value::from("THROTTLED"));
+    let retry_after = response
+        .errors
+        .iter()
+        .filter_map(|error| error.extensions.as_ref().and_then(|ext| ext.get("retryAfter")))
+        .filter_map(|value| match value {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max();
     let mut http = GraphQLResponse::from(response).into_response();
     if unavailable {
         *http.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    } else if throttled {
+        *http.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        if let Some(seconds) = retry_after {
+            http.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+        }
     }
     http
 }

@@ -10,6 +10,7 @@ mod graphql;
 mod metrics;
 mod reports;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::tokens::JwtKeys;
-use crate::auth::{self, ActorCache};
+use crate::auth;
+use crate::config::ProxyRange;
 use crate::error::AppError;
 use crate::graphql::AppSchema;
 use crate::jobs::worker::WorkerStats;
@@ -108,6 +109,64 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+/// The client's address: the peer's, or when the peer is a trusted proxy
+/// (`TRUSTED_PROXIES`), the nearest address in `X-Forwarded-For` that is not one of them.
+/// Each proxy appends the address it was reached from, so the header is read from the
+/// right; what a client wrote into it itself, further left, is never believed.
+pub(crate) fn client_address(
+    trusted: &[ProxyRange],
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+) -> Option<IpAddr> {
+    let mut client = peer?.to_canonical();
+    if !trusted.iter().any(|range| range.contains(&client)) {
+        return Some(client);
+    }
+    let hops: Vec<&str> = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .collect();
+    for hop in hops.into_iter().rev() {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else {
+            break;
+        };
+        client = address.to_canonical();
+        if !trusted.iter().any(|range| range.contains(&client)) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// The peer's address, when the server was started to record it.
+pub(crate) fn peer_address(request: &Request) -> Option<IpAddr> {
+    peer_of(request.extensions())
+}
+
+fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip())
+}
+
+/// The peer's address as an extractor; `None` when it was not recorded (in-process calls).
+pub(crate) struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(peer_of(&parts.extensions)))
+    }
+}
+
+const FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// Seconds a client is told to wait before trying again when the database is away.
 const RETRY_AFTER_SECONDS: &str = "2";
 
@@ -143,16 +202,18 @@ pub(crate) fn status_of(error: &AppError) -> StatusCode {
         AppError::Conflict { .. } => StatusCode::CONFLICT,
         AppError::TenantSuspended => StatusCode::FORBIDDEN,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         AppError::Timeout => StatusCode::GATEWAY_TIMEOUT,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
 /// For the plain HTTP routes: the tenant of the Host header, a read-only unit of work in
-/// it, and the actor of the Bearer token.
+/// it, and the actor of the Bearer token (sent from `peer`).
 pub(crate) async fn read_unit(
     state: &AppState,
     headers: &HeaderMap,
+    peer: Option<IpAddr>,
 ) -> Result<(Arc<TenantDb>, auth::Actor), AppError> {
     let host = headers
         .get(header::HOST)
@@ -161,12 +222,7 @@ pub(crate) async fn read_unit(
     let tenant = state.resolver.resolve(host).await?;
     tracing::Span::current().record("tenant", tenant.schema.as_str());
     let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly));
-    let actor = auth::authenticate(
-        &db,
-        state.services.get::<JwtKeys>(),
-        state.services.get::<ActorCache>(),
-        bearer(headers).as_deref(),
-    )
-    .await?;
+    let client = client_address(&state.services.config.trusted_proxies, peer, headers);
+    let actor = auth::authenticate(&db, &state.services, bearer(headers).as_deref(), client).await?;
     Ok((db, actor))
 }

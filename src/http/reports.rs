@@ -13,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, error_response, read_unit, status_of};
+use super::{AppState, Peer, error_response, read_unit, status_of};
 use chrono::NaiveDate;
 
 use crate::auth::Actor;
@@ -28,11 +28,12 @@ use crate::time::reports::{GroupBy, ReportFilter, ReportRequest};
 /// before the first byte are the GraphQL error shape with a fitting HTTP status.
 pub(super) async fn billable_hours_csv(
     State(state): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let started = async {
-        let (db, actor) = read_unit(&state, &headers).await?;
+        let (db, actor) = read_unit(&state, &headers, peer).await?;
         let request = parse(&params, &actor)?;
         let settings = settings::effective(&db, state.services.get::<SettingsCache>()).await?;
         Ok::<_, AppError>((db, settings, request))

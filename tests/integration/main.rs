@@ -8,6 +8,7 @@ mod billing;
 mod catalog;
 mod cli;
 mod faults;
+mod hardening;
 mod identity;
 mod jobs;
 mod layering;

@@ -4,6 +4,7 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Context;
@@ -19,6 +20,8 @@ pub struct RequestContext {
     pub services: Arc<Services>,
     /// The `Authorization: Bearer` credential, as sent.
     pub bearer: Option<String>,
+    /// The client's address (see `TRUSTED_PROXIES`), when known.
+    pub client: Option<IpAddr>,
     kept: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
@@ -28,8 +31,16 @@ impl RequestContext {
             db,
             services,
             bearer,
+            client: None,
             kept: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same, from the client at `client`.
+    #[must_use]
+    pub fn from_client(mut self, client: Option<IpAddr>) -> Self {
+        self.client = client;
+        self
     }
 
     /// The request's one value of type `T`, made by `make` on first need. Domains keep
