@@ -90,6 +90,16 @@ case "${1:-}" in
     pooler=$(scripts/pgbouncer.sh start .data/pgbouncer-test 54340 "$server" 4)
     echo "== tests through pgbouncer (transaction mode) at $pooler"
     TEST_POOLER_URL=$pooler run_tests "$@" || status=$?
+    if [ "$status" != 0 ]; then
+      # What a failed run leaves to read: the machine's room and the servers' own words.
+      echo "== the tests failed; the state of the machine and of the servers"
+      df -h . /tmp 2>/dev/null || true
+      free -m 2>/dev/null || true
+      echo "open files allowed: $(ulimit -n)"
+      scripts/pg.sh report .data/postgres-test || true
+      scripts/pgbouncer.sh report .data/pgbouncer-test || true
+      dmesg 2>/dev/null | grep -iE "out of memory|killed process|oom" | tail -n 5 || true
+    fi
     exit $status
     ;;
   *)

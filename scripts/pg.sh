@@ -4,6 +4,8 @@
 #
 #   scripts/pg.sh start DATA_DIR PORT [-c name=value ...]   start (initialise on first use)
 #   scripts/pg.sh stop DATA_DIR [fast|immediate]              stop (immediate: as a crash)
+#   scripts/pg.sh report DATA_DIR                             whether it runs, and its log's
+#                                                             errors and last lines
 #
 # As root, the server runs as the `postgres` user (PostgreSQL refuses to run as root).
 # Prints the URL of the `postgres` database on stdout.
@@ -85,8 +87,21 @@ case "$cmd" in
     data=$(resolve_data_dir "$data_arg")
     as_owner "$bin/pg_ctl" -D "$data/cluster" -m "$mode" stop >/dev/null 2>&1 || true
     ;;
+  report)
+    data_arg=${2:?data dir}
+    bin=$(find_bin)
+    data=$(resolve_data_dir "$data_arg" 2>/dev/null)
+    as_owner "$bin/pg_ctl" -D "$data/cluster" status 2>&1 | head -n 1 || true
+    if [[ -f "$data/postgres.log" ]]; then
+      echo "-- $data/postgres.log: PANIC, FATAL other than the tests' own drops, and restarts"
+      grep -E "PANIC|FATAL|terminated by signal|No space left|out of memory|database system (was|is)" "$data/postgres.log" \
+        | grep -vE 'FATAL:  (database "cmtest_|terminating connection due to administrator)' | tail -n 20 || true
+      echo "-- its last lines"
+      tail -n 10 "$data/postgres.log"
+    fi
+    ;;
   *)
-    echo "usage: $0 start DATA_DIR PORT [-c name=value ...] | stop DATA_DIR [fast|immediate]" >&2
+    echo "usage: $0 start DATA_DIR PORT [-c name=value ...] | stop DATA_DIR [fast|immediate] | report DATA_DIR" >&2
     exit 2
     ;;
 esac

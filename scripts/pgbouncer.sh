@@ -5,6 +5,7 @@
 #
 #   scripts/pgbouncer.sh start DIR PORT SERVER_URL [POOL_SIZE]   start (or find running)
 #   scripts/pgbouncer.sh stop DIR
+#   scripts/pgbouncer.sh report DIR   whether it runs, and its log's errors and last lines
 #
 # Every database of SERVER_URL's server is served under the same name; POOL_SIZE (default
 # 4) server connections per database and user. Installs pgbouncer with apt-get when it is
@@ -67,7 +68,9 @@ logfile = $dir/pgbouncer.log
 pidfile = $dir/pgbouncer.pid
 admin_users = $user
 EOF
-      run=("$bin" -d "$dir/pgbouncer.ini")
+      # Room for max_client_conn (the usual soft limit of 1024 descriptors is not), within
+      # the hard limit.
+      run=(sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"' "$bin" -d "$dir/pgbouncer.ini")
       if [[ $(id -u) -eq 0 ]]; then
         # pgbouncer refuses to run as root.
         chown -R postgres: "$dir"
@@ -90,8 +93,24 @@ EOF
       kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null || true
     fi
     ;;
+  report)
+    dir=$(cd "${2:?dir}" && pwd)
+    alt="/var/tmp/crowdminder-pgbouncer-$(echo -n "$dir" | sha256sum | cut -c1-12)"
+    [[ -f "$dir/pgbouncer.ini" ]] || dir=$alt
+    if [[ -f "$dir/pgbouncer.pid" ]] && kill -0 "$(cat "$dir/pgbouncer.pid")" 2>/dev/null; then
+      echo "pgbouncer is running (pid $(cat "$dir/pgbouncer.pid"))"
+    else
+      echo "pgbouncer is not running"
+    fi
+    if [[ -f "$dir/pgbouncer.log" ]]; then
+      echo "-- $dir/pgbouncer.log: errors other than dropped test databases"
+      grep -E "ERROR|FATAL|limit|Too many|accept" "$dir/pgbouncer.log" | tail -n 20 || true
+      echo "-- its last lines"
+      tail -n 10 "$dir/pgbouncer.log"
+    fi
+    ;;
   *)
-    echo "usage: $0 start DIR PORT SERVER_URL [POOL_SIZE] | stop DIR" >&2
+    echo "usage: $0 start DIR PORT SERVER_URL [POOL_SIZE] | stop DIR | report DIR" >&2
     exit 2
     ;;
 esac
