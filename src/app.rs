@@ -127,6 +127,11 @@ impl App {
         http::router(self.http_state())
     }
 
+    /// `/metrics`, for its own address.
+    pub fn metrics_router(&self) -> Router {
+        http::metrics_router(self.http_state())
+    }
+
     /// A worker on `pool` (its own, so jobs never starve requests of connections) running
     /// `registry`'s kinds and `schedules`, sending email through `mail`, sharing this
     /// service's caches and its change listener's wake-ups.

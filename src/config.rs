@@ -178,6 +178,15 @@ pub struct ServiceConfig {
     #[arg(long = "max-body-bytes", env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Seconds a request's whole body may take to arrive once its header has; slower gets
+    /// 408 and nothing of it is run.
+    #[arg(
+        long = "http-body-timeout-seconds",
+        env = "HTTP_BODY_TIMEOUT_SECONDS",
+        default_value_t = 30
+    )]
+    pub body_timeout_seconds: u64,
+
     /// Deepest GraphQL selection accepted.
     #[arg(long = "graphql-max-depth", env = "GRAPHQL_MAX_DEPTH", default_value_t = 12)]
     pub graphql_max_depth: usize,
@@ -270,6 +279,7 @@ impl ServiceConfig {
             public_url_scheme: "https".to_owned(),
             public_url_port: None,
             max_body_bytes: 1024 * 1024,
+            body_timeout_seconds: 30,
             graphql_max_depth: 12,
             graphql_max_complexity: 2_000,
             file_store: std::env::temp_dir()
@@ -338,4 +348,30 @@ pub struct BindConfig {
         default_value_t = 20
     )]
     pub shutdown_grace_seconds: u64,
+
+    /// Connections served at once; past them new connections wait to be accepted.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds a connection has to send a request's whole header, from its opening or from
+    /// the previous answer: it bounds slow headers and idle keep-alive connections alike.
+    #[arg(
+        long = "http-header-timeout-seconds",
+        env = "HTTP_HEADER_TIMEOUT_SECONDS",
+        default_value_t = 20
+    )]
+    pub header_timeout_seconds: u64,
+
+    /// Largest request header (request line and all fields), in bytes; larger gets 431.
+    #[arg(
+        long = "http-max-header-bytes",
+        env = "HTTP_MAX_HEADER_BYTES",
+        default_value_t = 32 * 1024
+    )]
+    pub max_header_bytes: usize,
+
+    /// Address to serve `/metrics` on (Prometheus text), apart from the API; unset, it is
+    /// not served.
+    #[arg(long = "metrics-bind", env = "METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
 }

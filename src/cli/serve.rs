@@ -28,30 +28,51 @@ pub(super) async fn serve(
     };
     tracing::info!(addr = %bind.bind, worker = worker.is_some(), "serving GraphQL at /graphql");
     // On a signal the server stops accepting and lets requests in flight finish, for at most
-    // the grace period.
-    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
-    // Each connection's peer address is kept, for throttling by client address.
-    let service = app
-        .router()
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        let _ = signalled.send(());
-    });
-    let grace = std::time::Duration::from_secs(bind.shutdown_grace_seconds);
-    let grace_over = async move {
-        if on_signal.await.is_ok() {
-            tokio::time::sleep(grace).await;
-        } else {
-            std::future::pending::<()>().await;
+    // the grace period; the metrics listener stops with it.
+    let (signalled, on_signal) = tokio::sync::watch::channel(false);
+    let metrics = match bind.metrics_bind {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {address} for metrics: {e}"))?;
+            tracing::info!(addr = %address, "serving /metrics");
+            let mut stopped = on_signal.clone();
+            let metrics_limits = crate::http::server::Limits {
+                max_connections: 16,
+                ..limits(&bind)
+            };
+            Some(tokio::spawn(crate::http::server::serve(
+                listener,
+                app.metrics_router(),
+                metrics_limits,
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+                std::time::Duration::from_secs(1),
+            )))
         }
+        None => None,
     };
-    tokio::select! {
-        served = server => served.map_err(anyhow::Error::from)?,
-        () = grace_over => tracing::warn!(
+    let grace = std::time::Duration::from_secs(bind.shutdown_grace_seconds);
+    let finished = crate::http::server::serve(
+        listener,
+        app.router(),
+        limits(&bind),
+        async move {
+            shutdown_signal().await;
+            let _ = signalled.send(true);
+        },
+        grace,
+    )
+    .await;
+    if !finished {
+        tracing::warn!(
             grace_seconds = bind.shutdown_grace_seconds,
             "requests still running after the grace period are cut off"
-        ),
+        );
+    }
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
     }
     // The worker finishes or hands back its jobs within its own grace (JOB_GRACE_SECONDS).
     if let (Some(stop), Some(handle)) = (stop_worker, worker) {
@@ -60,6 +81,15 @@ pub(super) async fn serve(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What the HTTP server allows its clients, from the settings.
+fn limits(bind: &BindConfig) -> crate::http::server::Limits {
+    crate::http::server::Limits {
+        max_connections: bind.max_connections.max(1),
+        header_timeout: std::time::Duration::from_secs(bind.header_timeout_seconds.max(1)),
+        max_header_bytes: bind.max_header_bytes,
+    }
 }
 
 pub(super) async fn work(

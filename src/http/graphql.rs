@@ -88,12 +88,10 @@ pub(super) async fn post(State(state): State<AppState>, request: Request) -> Res
     } else {
         config.max_body_bytes
     };
-    let bytes = match axum::body::to_bytes(body, limit).await {
+    let timeout = std::time::Duration::from_secs(config.body_timeout_seconds.max(1));
+    let bytes = match super::read_body(body, limit, timeout).await {
         Ok(bytes) => bytes,
-        Err(_) => {
-            let message = format!("the body exceeds {limit} bytes");
-            return (StatusCode::PAYLOAD_TOO_LARGE, message).into_response();
-        }
+        Err(refusal) => return refusal,
     };
     let request = Request::from_parts(parts, Body::from(bytes));
     let headers = request.headers().clone();

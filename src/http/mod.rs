@@ -9,6 +9,7 @@ mod downloads;
 mod graphql;
 mod metrics;
 mod reports;
+pub mod server;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -58,7 +59,6 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/billable-hours.csv", get(reports::billable_hours_csv))
         .route("/files/{id}", get(downloads::file))
         .route("/invoices/{file}", get(downloads::invoice_pdf))
-        .route("/metrics", get(metrics::metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
     if state.services.config.graphiql {
@@ -85,6 +85,35 @@ pub fn router(state: AppState) -> Router {
             )
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// `/metrics` alone, for its own address (`METRICS_BIND`), apart from the API.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .with_state(state)
+}
+
+/// A request's body read whole, within `limit` bytes (else 413) and within the body timeout
+/// (else 408), so a body sent slowly holds nothing for long.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<bytes::Bytes, Response> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body exceeds {limit} bytes"),
+        )
+            .into_response()),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} seconds", timeout.as_secs()),
+        )
+            .into_response()),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

@@ -47,11 +47,7 @@ async fn assert_unavailable(response: axum::response::Response) {
 #[tokio::test]
 async fn with_no_database_requests_fail_fast_as_unavailable_and_readyz_says_so() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::common::free_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/nowhere");
     let pool = tenancy::build_pool(&DatabaseConfig::new(url.clone(), 2)).unwrap();
     let app = App::new(pool, test_config(), Secret::new(url)).unwrap();

@@ -368,8 +368,9 @@ async fn failed_credentials_from_one_address_are_throttled_and_forwarded_for_is_
     assert_eq!(status, 200, "{body}");
 }
 
-/// Made-up hosts, each a look-up the server could be made to remember, and 1,000 different
-/// `Host` headers of 300 KB: every one is `TENANT_NOT_FOUND`, and the server's memory stays where it was.
+/// Made-up hosts, each a look-up the server could be made to remember, and thousands of
+/// different `Host` headers of 16 KB: every one is `TENANT_NOT_FOUND`, headers of 300 KB are
+/// 431, and the server's memory stays where it was.
 #[tokio::test]
 async fn floods_of_unknown_and_huge_hosts_leave_memory_flat() {
     use futures_util::StreamExt;
@@ -395,13 +396,26 @@ async fn floods_of_unknown_and_huge_hosts_leave_memory_flat() {
     futures_util::stream::iter(0..5_000)
         .for_each_concurrent(8, |n| refused(format!("host-{n}-{run}.example.test")))
         .await;
-    let huge = "a".repeat(300 * 1024);
-    futures_util::stream::iter(0..1_000)
-        .for_each_concurrent(8, |n| refused(format!("{n}-{huge}.example.test")))
+    // Under the header limit but far past any DNS name: refused before the cache.
+    let long = "a".repeat(16 * 1024);
+    futures_util::stream::iter(0..4_000)
+        .for_each_concurrent(8, |n| refused(format!("{n}-{long}.example.test")))
         .await;
+    // Past the header limit: refused by the server itself, 431, before the router.
+    let huge = "a".repeat(300 * 1024);
+    for n in 0..50 {
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/graphql"))
+            .header("host", format!("{n}-{huge}.example.test"))
+            .json(&settings)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 431);
+    }
     let after = memory(pid, "VmRSS");
     eprintln!(
-        "5,000 unknown hosts and 1,000 Host headers of 300 KB: resident {} MB before, {} MB after",
+        "5,000 unknown hosts, 4,000 of 16 KB and 50 of 300 KB: resident {} MB before, {} MB after",
         before / 1_000_000,
         after / 1_000_000
     );
@@ -413,4 +427,101 @@ async fn floods_of_unknown_and_huge_hosts_leave_memory_flat() {
     let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}
+
+/// Raw bytes to a server, then how long until it closes the connection and what it said.
+async fn held_until_closed(port: u16, sent: &[u8]) -> (Duration, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "still open after 30 s");
+    (started.elapsed(), String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Slow headers, idle connections and slow bodies are cut off at their timeouts; past the
+/// connection cap new connections wait, and are served once the held ones are cut.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed_at_their_timeouts_and_capped() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let limits = [
+        ("HTTP_HEADER_TIMEOUT_SECONDS", "2"),
+        ("HTTP_BODY_TIMEOUT_SECONDS", "2"),
+        ("MAX_CONNECTIONS", "20"),
+    ];
+    let (_server, port, client) = server(&app, &limits).await;
+
+    // Half a header, then nothing: closed at the header timeout, with nothing run.
+    let (after, answer) = held_until_closed(port, b"POST /graphql HTTP/1.1\r\nHost: x\r\n").await;
+    assert!(
+        after >= Duration::from_millis(1_500) && after < Duration::from_secs(5),
+        "{after:?}"
+    );
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // An idle connection: the same.
+    let (after, _) = held_until_closed(port, b"").await;
+    assert!(
+        after >= Duration::from_millis(1_500) && after < Duration::from_secs(5),
+        "{after:?}"
+    );
+    // A whole header, a tenth of the body it announced: 408 at the body timeout.
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"query\":",
+        t.host
+    );
+    let (after, answer) = held_until_closed(port, head.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(after < Duration::from_secs(5), "{after:?}");
+
+    // Twenty idle connections take every place: a request on a new one waits, and is
+    // served once the header timeout has closed them.
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
+    let waited = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        waited >= Duration::from_millis(1_200),
+        "served at once past the cap: {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(6), "{waited:?}");
+    drop(held);
+}
+
+/// `/metrics` is not on the API's address; it is served on `METRICS_BIND`.
+#[tokio::test]
+async fn metrics_are_served_only_on_their_own_address() {
+    let app = TestApp::new().await;
+    let metrics_port = crate::common::free_port();
+    let metrics_bind = format!("127.0.0.1:{metrics_port}");
+    let (_server, port, client) = server(&app, &[("METRICS_BIND", metrics_bind.as_str())]).await;
+    let api = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status().as_u16(), 404);
+    let metrics = client
+        .get(format!("http://{metrics_bind}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("# TYPE crowdminder_jobs gauge"), "{text}");
+    // Nothing of the API there.
+    let graphql = client
+        .post(format!("http://{metrics_bind}/graphql"))
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(graphql.status().as_u16(), 404);
 }

@@ -982,11 +982,7 @@ async fn an_unreachable_file_store_refuses_uploads_as_unavailable_and_keeps_noth
         json!({ "name": "Sick", "yearlyAllowanceDays": "20", "attachmentRequiredAfterDays": "2" }),
     )
     .await;
-    let nothing_listens = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let nothing_listens = crate::common::free_port();
     let endpoint = format!("http://127.0.0.1:{nothing_listens}");
     let (_server, port) = serve_process(
         &app,

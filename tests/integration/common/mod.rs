@@ -272,14 +272,19 @@ pub fn crowdminder_process(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -
         .unwrap()
 }
 
-/// `serve` as a process (without a worker) on `app`'s database, with `env` added to its
-/// settings; waits until it answers.
-pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A loopback port nothing listens on (at the moment of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
+        .port()
+}
+
+/// `serve` as a process (without a worker) on `app`'s database, with `env` added to its
+/// settings; waits until it answers.
+pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
+    let port = free_port();
     let bind = format!("127.0.0.1:{port}");
     let mut settings = vec![("BIND_ADDR", bind.as_str())];
     settings.extend_from_slice(env);
