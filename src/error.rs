@@ -22,6 +22,8 @@ pub enum AppError {
         field: Option<String>,
         message: String,
     },
+    /// The HTTP request is not a GraphQL request (malformed JSON, a broken multipart body).
+    BadRequest(String),
     TenantNotFound,
     TenantSuspended,
     /// The database is unreachable, or no connection came free in time: try again soon.
@@ -62,6 +64,7 @@ impl AppError {
             Self::Forbidden(why) => (*why).to_owned(),
             Self::NotFound { what } => format!("{what} not found"),
             Self::BadUserInput { message, .. } | Self::Conflict { message, .. } => message.clone(),
+            Self::BadRequest(why) => why.clone(),
             Self::TenantNotFound => "no tenant is served at this host".to_owned(),
             Self::TenantSuspended => "this tenant is suspended".to_owned(),
             Self::Unavailable => "the service is busy, try again".to_owned(),
@@ -83,6 +86,7 @@ impl AppError {
             Self::NotFound { .. } => "NOT_FOUND",
             Self::BadUserInput { .. } => "BAD_USER_INPUT",
             Self::Conflict { .. } => "CONFLICT",
+            Self::BadRequest(_) => "BAD_REQUEST",
             Self::TenantNotFound => "TENANT_NOT_FOUND",
             Self::TenantSuspended => "TENANT_SUSPENDED",
             Self::Unavailable => "UNAVAILABLE",

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppState, bearer, client_address, error_response, request_error};
+use crate::auth;
 use crate::error::AppError;
 use crate::graphql::support::RequestContext;
 use crate::tenancy::{Access, TenantDb};
@@ -68,28 +69,27 @@ pub(super) async fn graphiql() -> Html<String> {
 }
 
 pub(super) async fn post(State(state): State<AppState>, request: Request) -> Response {
-    // Read the body under the limit first, so an oversized one is a 413 however it is sent
-    // (with a length or chunked). Multipart requests (file uploads, per the GraphQL
-    // multipart request spec) may carry files besides the operation.
+    // Read the body under the limit and the body timeout first, so an oversized one is a
+    // 413 however it is sent (with a length or chunked) and a slow one a 408. Multipart
+    // requests (file uploads, per the GraphQL multipart request spec) go their own way.
     let peer = super::peer_address(&request);
     let (parts, body) = request.into_parts();
-    let multipart = parts
+    let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("multipart/form-data")
-        });
+        .map(str::to_owned);
+    let multipart = content_type.as_deref().is_some_and(|v| {
+        v.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("multipart/form-data")
+    });
+    if multipart {
+        return upload(&state, &parts.headers, peer, content_type, body).await;
+    }
     let config = &state.services.config;
-    let limit = if multipart {
-        config.max_upload_body_bytes()
-    } else {
-        config.max_body_bytes
-    };
     let timeout = std::time::Duration::from_secs(config.body_timeout_seconds.max(1));
-    let bytes = match super::read_body(body, limit, timeout).await {
+    let bytes = match super::read_body(body, config.max_body_bytes, timeout).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
     };
@@ -97,8 +97,109 @@ pub(super) async fn post(State(state): State<AppState>, request: Request) -> Res
     let headers = request.headers().clone();
     match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
         Ok(req) => execute(&state, &headers, peer, req.into_inner(), Method::POST).await,
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => refuse(rejection.0),
     }
+}
+
+/// A multipart request: only on a tenant's host and with a credential that holds, both
+/// checked before a byte of the body is read; then the body is read within the body
+/// timeout, each file within `FILE_MAX_BYTES` and at most `MAX_FILES_PER_REQUEST` of them.
+async fn upload(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    content_type: Option<String>,
+    body: Body,
+) -> Response {
+    use futures_util::TryStreamExt;
+
+    let host = host_of(headers);
+    // Refused with the status of the reason: 404 for no tenant, 401 for no credential,
+    // 429 (with its Retry-After) when throttled, 503 when the database is away.
+    let refusal = |e: AppError| match e {
+        AppError::Throttled { .. } | AppError::Unavailable => answer(request_error(e)),
+        e => error_response(super::status_of(&e), e),
+    };
+    let tenant = match state.resolver.resolve(host).await {
+        Ok(tenant) => tenant,
+        Err(e) => return refusal(e),
+    };
+    let client = client_address(&state.services.config.trusted_proxies, peer, headers);
+    let db = TenantDb::new(state.pool.clone(), tenant, Access::ReadOnly);
+    let actor = auth::authenticate(&db, &state.services, bearer(headers).as_deref(), client).await;
+    let _ = db.commit().await;
+    if let Err(e) = actor {
+        return refusal(e);
+    }
+    let config = &state.services.config;
+    let options = async_graphql::http::MultipartOptions::default()
+        .max_file_size(config.file_max_bytes)
+        .max_num_files(crate::files::MAX_FILES_PER_REQUEST);
+    let reader = body
+        .into_data_stream()
+        .map_err(std::io::Error::other)
+        .into_async_read();
+    let timeout = std::time::Duration::from_secs(config.body_timeout_seconds.max(1));
+    let received = tokio::time::timeout(
+        timeout,
+        async_graphql::http::receive_body(content_type, reader, options),
+    )
+    .await;
+    match received {
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the body did not arrive within {} seconds", timeout.as_secs()),
+        )
+            .into_response(),
+        Ok(Err(async_graphql::ParseRequestError::PayloadTooLarge)) => error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::BadRequest(format!(
+                "a file or the operations part is over {} bytes (FILE_MAX_BYTES)",
+                config.file_max_bytes
+            )),
+        ),
+        Ok(Err(e)) => refuse(e),
+        Ok(Ok(request)) if request.query.len() > config.max_body_bytes => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the operation exceeds {} bytes", config.max_body_bytes),
+        )
+            .into_response(),
+        Ok(Ok(request)) => execute(state, headers, peer, request, Method::POST).await,
+    }
+}
+
+/// The `Host` header, or nothing.
+fn host_of(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// A body that is not a GraphQL request: 413 when too large, else 400 with a GraphQL
+/// error (`BAD_REQUEST`) saying what is wrong with it in plain words.
+fn refuse(error: async_graphql::ParseRequestError) -> Response {
+    use async_graphql::ParseRequestError as E;
+    let why = match &error {
+        E::PayloadTooLarge => {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body or a file in it is too large",
+            )
+                .into_response();
+        }
+        E::InvalidRequest(cause) => format!("the body is not a GraphQL request: {cause}"),
+        E::InvalidFilesMap(cause) => format!("the multipart map is not valid: {cause}"),
+        E::InvalidMultipart(cause) => format!("the multipart body is not valid: {cause}"),
+        E::MissingOperatorsPart => "the multipart body has no operations part".to_owned(),
+        E::MissingMapPart => "the multipart body has no map part".to_owned(),
+        E::NotUpload => "the multipart body is not an upload".to_owned(),
+        E::MissingFiles => "the multipart body lacks a file its map names".to_owned(),
+        E::UnsupportedBatch => "batches of operations are not accepted".to_owned(),
+        E::Io(_) => "the body could not be read".to_owned(),
+        _ => "the body is not a GraphQL request".to_owned(),
+    };
+    error_response(StatusCode::BAD_REQUEST, AppError::BadRequest(why))
 }
 
 /// The parameters of a GET request that the GraphQL extractor reads under another name.
@@ -124,7 +225,7 @@ pub(super) async fn get(State(state): State<AppState>, request: Request) -> Resp
             }
             execute(&state, &headers, peer, req, Method::GET).await
         }
-        Err(rejection) => rejection.into_response(),
+        Err(rejection) => refuse(rejection.0),
     }
 }
 
@@ -206,10 +307,7 @@ async fn execute(
     mut request: async_graphql::Request,
     method: Method,
 ) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
+    let host = host_of(headers);
     let tenant = match state.resolver.resolve(host).await {
         Ok(tenant) => tenant,
         Err(e) => return answer(request_error(e)),

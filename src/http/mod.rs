@@ -227,7 +227,7 @@ pub(crate) fn status_of(error: &AppError) -> StatusCode {
         AppError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::NotFound { .. } | AppError::TenantNotFound => StatusCode::NOT_FOUND,
-        AppError::BadUserInput { .. } => StatusCode::BAD_REQUEST,
+        AppError::BadUserInput { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
         AppError::Conflict { .. } => StatusCode::CONFLICT,
         AppError::TenantSuspended => StatusCode::FORBIDDEN,
         AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -525,3 +525,89 @@ async fn metrics_are_served_only_on_their_own_address() {
         .unwrap();
     assert_eq!(graphql.status().as_u16(), 404);
 }
+
+/// The head of a multipart POST announcing `length` bytes, then the first bytes of its body.
+fn multipart_head(host: &str, token: Option<&str>, length: usize) -> Vec<u8> {
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    format!(
+        "POST /graphql HTTP/1.1\r\nHost: {host}\r\n{authorization}\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: {length}\r\n\r\n\
+         --XYZ\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{{\"query\": \""
+    )
+    .into_bytes()
+}
+
+/// A multipart body announced at 20 MB is answered before it is sent when the host is not
+/// a tenant's or the token does not hold; with a good token it is read, each file held to
+/// FILE_MAX_BYTES. A body that is not JSON is a plain GraphQL error.
+#[tokio::test]
+async fn uploads_are_refused_before_their_body_without_a_tenant_or_a_valid_token() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    // At the default FILE_MAX_BYTES (10 MiB), 20 MB is within what an upload may carry.
+    let (_server, port, _) = server(&app, &[]).await;
+    let twenty_mb = 20 * 1024 * 1024;
+    for (host, token, status, code) in [
+        (t.host.as_str(), None, "401", "UNAUTHENTICATED"),
+        (
+            t.host.as_str(),
+            Some("cmt_not-a-real-api-token"),
+            "401",
+            "UNAUTHENTICATED",
+        ),
+        ("nobody.example.test", None, "404", "TENANT_NOT_FOUND"),
+    ] {
+        let (after, answer) = held_until_closed(port, &multipart_head(host, token, twenty_mb)).await;
+        assert!(answer.starts_with(&format!("HTTP/1.1 {status}")), "{answer}");
+        assert!(answer.contains(code), "{answer}");
+        // Answered at once, not after 20 MB or the body timeout.
+        assert!(after < Duration::from_secs(5), "{after:?}");
+    }
+
+    // Signed in, an upload is read; a file over FILE_MAX_BYTES is 413.
+    let (_small, port, client) = server(&app, &[("FILE_MAX_BYTES", "4096")]).await;
+    let (_, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
+    let token = body["data"]["login"]["token"].as_str().unwrap().to_owned();
+    let upload = |bytes: Vec<u8>| {
+        let (content_type, body) = crate::common::multipart_body(
+            "mutation($f: Upload!) { __typename }",
+            json!({ "f": null }),
+            &[("variables.f", "note.txt", "text/plain", &bytes)],
+        );
+        client
+            .post(format!("http://127.0.0.1:{port}/graphql"))
+            .header("host", &t.host)
+            .header("content-type", content_type)
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+    };
+    let response = upload(vec![b'x'; 4000]).await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let response = upload(vec![b'x'; 5000]).await.unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(code(&body), "BAD_REQUEST", "{body}");
+
+    // Not JSON: 400 and a GraphQL error in plain words, nothing of the server's insides.
+    for text in ["{ this is not json", "\"a string\"", "{\"query\": 5}"] {
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/graphql"))
+            .header("host", &t.host)
+            .header("content-type", "application/json")
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400, "{text}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(code(&body), "BAD_REQUEST", "{text}: {body}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            !message.contains("InvalidRequest") && !message.contains("Error("),
+            "{message}"
+        );
+    }
+}

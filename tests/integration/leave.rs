@@ -762,7 +762,6 @@ async fn attachments_in(mut config: crowdminder::config::ServiceConfig, kept: Ke
             b"<html><script>alert(1)</script></html>".to_vec(),
             "input.attachments.0",
         ),
-        ([PDF, &[b' '; 5000]].concat(), "input.attachments.0"),
         (Vec::new(), "input.attachments.0"),
     ] {
         let (status, body) = app
@@ -778,6 +777,28 @@ async fn attachments_in(mut config: crowdminder::config::ServiceConfig, kept: Ke
         assert_eq!(status, 200);
         assert_error_for(&body, &body["errors"][0], "BAD_USER_INPUT", Some(field));
     }
+    // A file over FILE_MAX_BYTES is refused as the body is read, 413, before anything runs.
+    let (status, body) = app
+        .post_multipart(
+            &acme.host,
+            Some(&acme_member),
+            REQUEST_WITH_FILES,
+            json!({ "i": { "leaveTypeId": acme_sick, "firstDay": "2026-12-01", "lastDay": "2026-12-03",
+                            "attachments": [null] } }),
+            &[(
+                "variables.i.attachments.0",
+                "note.pdf",
+                "application/pdf",
+                &[PDF, &[b' '; 5000]].concat(),
+            )],
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_error_for(&body, &body["errors"][0], "BAD_REQUEST", None);
+    assert!(
+        body["errors"][0]["message"].as_str().unwrap().contains("4096"),
+        "{body}"
+    );
     assert_eq!(requests_state(&app, "acme").await, requests_before);
     assert_eq!(files_state(&app, "acme").await, 0);
     assert_eq!(kept.count().await, 0);
