@@ -20,13 +20,18 @@
 #   scripts/bench.sh billing   createInvoice over 10,000 entries against the same rows in
 #                              bare SQL, and the PDF of a 500-line invoice
 #                              BENCH_RUNS=7
+#   scripts/bench.sh hostile   200 logins at once (peak memory), correct logins a second
+#                              under 200 clients, and another tenant's `me` (p50, p99) idle
+#                              and while one tenant sends the most expensive request allowed
+#                              from 8 connections
+#                              BENCH_SECONDS=10 BENCH_SAMPLES=200
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-}
 case "$name" in
-  tenancy | jobs | time | leave | billing) ;;
+  tenancy | jobs | time | leave | billing | hostile) ;;
   *)
-    echo "usage: $0 tenancy | jobs | time | leave | billing" >&2
+    echo "usage: $0 tenancy | jobs | time | leave | billing | hostile" >&2
     exit 2
     ;;
 esac
@@ -39,6 +44,9 @@ psql "$server" -qc "DROP DATABASE IF EXISTS crowdminder_bench_$name WITH (FORCE)
 # These two time server processes of their own: straight to PostgreSQL and through a
 # private pgbouncer in transaction mode (8 server connections), side by side.
 pooled=
+if [[ $name == hostile ]]; then
+  cargo build --release --bin crowdminder
+fi
 if [[ $name == tenancy || $name == time ]]; then
   cargo build --release --bin crowdminder
   pooler=$(scripts/pgbouncer.sh start .data/pgbouncer-bench 54341 "$server" 8)

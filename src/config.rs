@@ -89,6 +89,24 @@ pub struct DatabaseConfig {
         default_value_t = 600_000
     )]
     pub job_statement_timeout_ms: u64,
+
+    /// Longest a report's statement (`billableHours`, `utilization`, the CSV) may run, in
+    /// milliseconds, before it is cancelled as `TIMEOUT` (0: the statement timeout).
+    #[arg(
+        long = "db-report-statement-timeout-ms",
+        env = "DB_REPORT_STATEMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub report_statement_timeout_ms: u64,
+
+    /// Pooled connections one tenant may hold at once (0: half the pool, at least one):
+    /// past them its requests wait (then `UNAVAILABLE`) while other tenants are served.
+    #[arg(
+        long = "db-tenant-pool-share",
+        env = "DB_TENANT_POOL_SHARE",
+        default_value_t = 0
+    )]
+    pub tenant_pool_share: usize,
 }
 
 /// `on` or `off`.
@@ -108,6 +126,26 @@ impl DatabaseConfig {
             wait_timeout_ms: 5_000,
             statement_timeout_ms: 30_000,
             job_statement_timeout_ms: 600_000,
+            report_statement_timeout_ms: 10_000,
+            tenant_pool_share: 0,
+        }
+    }
+
+    /// Connections one tenant may hold at once: `DB_TENANT_POOL_SHARE`, or half the pool.
+    pub fn tenant_share(&self) -> usize {
+        let share = match self.tenant_pool_share {
+            0 => self.pool_size / 2,
+            n => n,
+        };
+        share.clamp(1, self.pool_size.max(1))
+    }
+
+    /// A report statement's timeout, within the statement timeout when that is set.
+    pub fn report_timeout_ms(&self) -> u64 {
+        match (self.report_statement_timeout_ms, self.statement_timeout_ms) {
+            (0, api) => api,
+            (report, 0) => report,
+            (report, api) => report.min(api),
         }
     }
 

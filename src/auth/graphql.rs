@@ -228,6 +228,7 @@ impl AuthQuery {
     }
 
     /// Users of this tenant, by id (admins and managers).
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn users(
         &self,
         ctx: &Context<'_>,

@@ -362,6 +362,7 @@ pub struct BillingQuery;
 #[Object]
 impl BillingQuery {
     /// Invoices in id order (managers and admins).
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn invoices(
         &self,
         ctx: &Context<'_>,

@@ -424,6 +424,7 @@ impl LeaveQuery {
     }
 
     /// Leave requests by id. Members see only their own.
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn leave_requests(
         &self,
         ctx: &Context<'_>,

@@ -17,6 +17,9 @@ use diesel_async::{
     AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
 };
 use futures_util::FutureExt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::DatabaseConfig;
 use crate::error::{AppError, AppResult};
@@ -28,7 +31,22 @@ pub type PooledConn = Object<AsyncPgConnection>;
 pub struct DbPool {
     inner: Pool<AsyncPgConnection>,
     statement_timeout_ms: u64,
+    report_timeout_ms: u64,
+    shares: Arc<TenantShares>,
 }
+
+/// What each tenant may hold of the pool at once: a semaphore per tenant, made when the
+/// tenant first asks, of `share` permits. A unit holds one from its first connection to
+/// its end, so one tenant's burst waits on its own share while the rest of the pool
+/// serves the others.
+struct TenantShares {
+    share: usize,
+    wait: Duration,
+    tenants: moka::sync::Cache<i64, Arc<Semaphore>>,
+}
+
+/// A tenant unit's place in its tenant's share of the pool.
+pub type SharePermit = OwnedSemaphorePermit;
 
 impl DbPool {
     /// Runs `work` in a transaction of its own on a pooled connection, with no schema on
@@ -102,6 +120,42 @@ impl DbPool {
     /// Connections the pool may hold.
     pub fn max_size(&self) -> usize {
         self.inner.status().max_size
+    }
+
+    /// A place in `tenant`'s share of the pool, waited for as long as a connection would
+    /// be (`DB_WAIT_TIMEOUT_MS`), then `Unavailable`.
+    pub(super) async fn share_of(&self, tenant: i64) -> AppResult<SharePermit> {
+        let shares = &self.shares;
+        let semaphore = shares
+            .tenants
+            .get_with(tenant, || Arc::new(Semaphore::new(shares.share)));
+        match tokio::time::timeout(shares.wait, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(AppError::Unavailable),
+            Err(_) => {
+                tracing::warn!(
+                    tenant,
+                    share = shares.share,
+                    "a tenant's share of the pool stayed taken"
+                );
+                Err(AppError::Unavailable)
+            }
+        }
+    }
+
+    /// The statement that gives a report's statements their own timeout, and the one that
+    /// gives the rest of the unit its own back (both for this transaction only).
+    pub fn report_timeout_sql(&self) -> (String, String) {
+        (
+            format!(
+                "SELECT set_config('statement_timeout', '{}', true)",
+                self.report_timeout_ms
+            ),
+            format!(
+                "SELECT set_config('statement_timeout', '{}', true)",
+                self.statement_timeout_ms
+            ),
+        )
     }
 }
 
@@ -217,5 +271,16 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     Ok(DbPool {
         inner: pool,
         statement_timeout_ms: config.statement_timeout_ms,
+        report_timeout_ms: config.report_timeout_ms(),
+        shares: Arc::new(TenantShares {
+            share: config.tenant_share(),
+            wait: config.wait_timeout(),
+            // Idle semaphores of tenants gone quiet are dropped; one held by a unit lives
+            // on in its permits.
+            tenants: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }),
     })
 }

@@ -15,7 +15,7 @@ use diesel_async::{
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::Tenant;
-use super::pool::{ConnWork, DbPool, PooledConn, pool_error};
+use super::pool::{ConnWork, DbPool, PooledConn, SharePermit, pool_error};
 use crate::error::{AppError, AppResult};
 
 /// Whether the unit may write. Queries run read-only; mutations read-write.
@@ -45,6 +45,8 @@ pub struct TenantDb {
     tenant: Arc<Tenant>,
     access: Access,
     slot: Mutex<Slot>,
+    /// The unit's place in its tenant's share of the pool, held while a connection is.
+    share: std::sync::Mutex<Option<SharePermit>>,
     after_commit: std::sync::Mutex<Vec<AfterCommit>>,
     statements: Arc<AtomicUsize>,
 }
@@ -64,6 +66,7 @@ impl TenantDb {
             tenant,
             access,
             slot: Mutex::new(Slot::Idle),
+            share: std::sync::Mutex::new(None),
             after_commit: std::sync::Mutex::new(Vec::new()),
             statements: Arc::new(AtomicUsize::new(0)),
         }
@@ -95,15 +98,31 @@ impl TenantDb {
     /// A connection from the pool inside a new transaction with the tenant's path, its
     /// statements counted for this unit.
     async fn open(&self) -> AppResult<PooledConn> {
+        self.take_share().await?;
         let sql = self.begin_sql();
         self.pool.begun(&sql, |conn| self.count_statements(conn)).await
     }
 
     /// A connection from the pool, its statements counted for this unit.
     async fn checkout(&self) -> AppResult<PooledConn> {
+        self.take_share().await?;
         let mut conn = self.pool.checkout().await.map_err(pool_error)?;
         self.count_statements(&mut conn);
         Ok(conn)
+    }
+
+    /// A place in the tenant's share of the pool, unless the unit holds one already.
+    async fn take_share(&self) -> AppResult<()> {
+        if self.shares().is_some() {
+            return Ok(());
+        }
+        let permit = self.pool.share_of(self.tenant.id).await?;
+        *self.shares() = Some(permit);
+        Ok(())
+    }
+
+    fn shares(&self) -> std::sync::MutexGuard<'_, Option<SharePermit>> {
+        self.share.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// BEGIN (read-only for queries) with the tenant's path and the pool's statement
@@ -212,6 +231,7 @@ impl TenantDb {
     async fn finish(&self, commit: bool) -> AppResult<()> {
         let mut guard = self.slot.lock().await;
         let Slot::Open(mut conn) = std::mem::replace(&mut *guard, Slot::Idle) else {
+            *self.shares() = None;
             return Ok(());
         };
         let outcome = if commit {
@@ -222,7 +242,10 @@ impl TenantDb {
         if outcome.is_err() {
             // A connection whose transaction could not be ended is not fit for anyone else.
             drop(Object::take(*conn));
+        } else {
+            drop(conn);
         }
+        *self.shares() = None;
         let actions = std::mem::take(&mut *self.actions());
         if commit && outcome.is_ok() {
             actions.into_iter().for_each(|action| action());
@@ -274,6 +297,32 @@ impl TenantDb {
         conn.begin_savepoint().await?;
         let outcome = work(&mut conn).await;
         conn.end_savepoint(outcome).await
+    }
+}
+
+impl TenantDb {
+    /// The statement that puts the rest of the unit's statements under the report timeout:
+    /// for a report that is the unit's last work (the CSV, streamed to its end).
+    pub fn report_limit_sql(&self) -> String {
+        self.pool.report_timeout_sql().0
+    }
+
+    /// Runs a report's statements under the report timeout (`DB_REPORT_STATEMENT_TIMEOUT_MS`),
+    /// then gives the unit's later statements their own timeout back. A report cancelled
+    /// at its timeout is `TIMEOUT`, and the unit's transaction ends with it.
+    pub async fn report<T, F>(&self, work: F) -> AppResult<T>
+    where
+        for<'c> F: AsyncFnOnce(&'c mut AsyncPgConnection) -> AppResult<T>
+            + ConnWork<&'c mut AsyncPgConnection, AppResult<T>, Fut: Send>
+            + Send,
+        T: Send,
+    {
+        let (limit, restore) = self.pool.report_timeout_sql();
+        let mut conn = self.conn().await?;
+        conn.batch_execute(&limit).await?;
+        let value = work(&mut conn).await?;
+        conn.batch_execute(&restore).await?;
+        Ok(value)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::NaiveDate;
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -195,6 +195,7 @@ pub fn stream(
             writer.write_record(header(&keys)).map_err(AppError::internal)?;
             {
                 let mut conn = db.conn().await?;
+                conn.batch_execute(&db.report_limit_sql()).await?;
                 let names = names(&mut conn, &keys).await?;
                 let mut rows = reports::report_query(&settings, &request.report)
                     .load_stream::<ReportRow>(&mut *conn)

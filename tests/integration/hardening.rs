@@ -611,3 +611,147 @@ async fn uploads_are_refused_before_their_body_without_a_tenant_or_a_valid_token
         );
     }
 }
+
+/// Latency figures of a sample, in milliseconds: the median and the 99th percentile.
+fn percentiles(mut sample: Vec<f64>) -> (f64, f64) {
+    sample.sort_by(f64::total_cmp);
+    let at = |q: f64| sample[((sample.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99))
+}
+
+/// A report over five years by client, user and day costs by its span and grouping: 660 of
+/// them in one request are refused before anything runs, four pass. While a member of one
+/// tenant sends the most expensive request allowed from 16 connections at once (more than
+/// the pool would give one tenant), another tenant's `me` is answered within 100 ms. A
+/// report past DB_REPORT_STATEMENT_TIMEOUT_MS is cancelled as TIMEOUT.
+#[tokio::test]
+async fn one_tenants_expensive_reports_are_bounded_by_cost_and_cannot_stall_another() {
+    let app = TestApp::new().await;
+    let a = app.create_tenant("acme").await;
+    let b = app.create_tenant("globex").await;
+    let admin = app.login_admin(&a).await;
+    app.as_user(&a, &admin).catalog("100").await;
+    let member = app.create_user(&a, &admin, "member@acme.example", "MEMBER").await;
+    // Five years of a member's time: 150,000 entries.
+    app.exec(
+        "INSERT INTO acme.time_entries (user_id, project_id, work_date, minutes, billable, hourly_rate) \
+         SELECT (SELECT id FROM acme.users WHERE email = 'member@acme.example'), \
+                (SELECT min(id) FROM acme.projects), \
+                date '2022-01-01' + (i % 1795), 15 + (i % 8) * 15, true, 100 \
+         FROM generate_series(1, 150000) i; ANALYZE acme.time_entries",
+    )
+    .await;
+    // Through a pooler the pool that counts is the pooler's (4 server connections in the
+    // tests): the service's is sized to it, so a tenant's share is half of those.
+    let pool = if crate::common::pooler_url().is_some() {
+        "4"
+    } else {
+        "16"
+    };
+    let (_server, port, client) = server(&app, &[("DB_POOL_SIZE", pool)]).await;
+    let report = "billableHours(from: \"2022-01-01\", to: \"2026-12-01\", groupBy: [CLIENT, USER, DAY]) { totals { entries } }";
+    let aliased = |n: usize| {
+        let fields: Vec<String> = (0..n).map(|i| format!("r{i}: {report}")).collect();
+        json!({ "query": format!("{{ {} }}", fields.join(" ")) })
+    };
+    let bearer = format!("Bearer {member}");
+    let as_member = [("authorization", bearer.as_str())];
+
+    let started = std::time::Instant::now();
+    let (status, _, body) = post(&client, port, &a.host, &as_member, aliased(660)).await;
+    assert_eq!(
+        (status, code(&body)),
+        (200, "GRAPHQL_VALIDATION_FAILED"),
+        "{body}"
+    );
+    assert!(body["data"].is_null(), "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let (_, _, body) = post(&client, port, &a.host, &as_member, aliased(5)).await;
+    assert_eq!(
+        code(&body),
+        "GRAPHQL_VALIDATION_FAILED",
+        "five are past the limit: {body}"
+    );
+    let most = aliased(4);
+    let (status, _, body) = post(&client, port, &a.host, &as_member, most.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["r3"]["totals"]["entries"], 150_000, "{body}");
+
+    // Sixteen connections of the member, each sending the most expensive request allowed
+    // back to back, and the other tenant signed in meanwhile.
+    let other = app.login_admin(&b).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..16 {
+        let (client, host, most, bearer, stop) = (
+            reqwest::Client::new(),
+            a.host.clone(),
+            most.clone(),
+            bearer.clone(),
+            std::sync::Arc::clone(&stop),
+        );
+        load.push(tokio::spawn(async move {
+            let mut answered = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _, _) = post(
+                    &client,
+                    port,
+                    &host,
+                    &[("authorization", bearer.as_str())],
+                    most.clone(),
+                )
+                .await;
+                answered += usize::from(status == 200);
+            }
+            answered
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let other_bearer = format!("Bearer {other}");
+    let mut latencies = Vec::new();
+    for _ in 0..40 {
+        let started = std::time::Instant::now();
+        let (status, _, body) = post(
+            &client,
+            port,
+            &b.host,
+            &[("authorization", other_bearer.as_str())],
+            json!({ "query": "{ me { email } }" }),
+        )
+        .await;
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(status, 200, "{body}");
+        assert!(body["data"]["me"]["email"].is_string(), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut reports = 0;
+    for task in load {
+        reports += task.await.unwrap();
+    }
+    let (p50, p99) = percentiles(latencies);
+    eprintln!(
+        "another tenant's me under 16 connections of the most expensive allowed request: p50 {p50:.1} ms, p99 {p99:.1} ms ({reports} requests of 4 five-year reports answered meanwhile)"
+    );
+    assert!(reports > 0, "the load did not run");
+    assert!(p50 < 100.0, "p50 {p50:.1} ms");
+
+    // A report past its own timeout is cancelled; the rest of the service is not.
+    let (_strict, port, client) = server(&app, &[("DB_REPORT_STATEMENT_TIMEOUT_MS", "1")]).await;
+    let (status, _, body) = post(&client, port, &a.host, &as_member, aliased(1)).await;
+    assert_eq!(code(&body), "TIMEOUT", "{status} {body}");
+    let (status, _, body) = post(
+        &client,
+        port,
+        &a.host,
+        &as_member,
+        json!({ "query": "{ me { email } }" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["me"]["email"], "member@acme.example");
+}

@@ -550,7 +550,8 @@ async fn creating_a_tenant_is_all_or_nothing() {
 /// failing its BEGIN, is thrown away and another taken.
 #[tokio::test]
 async fn connections_closed_by_the_server_are_replaced_without_a_failed_request() {
-    let app = TestApp::with_pool_size(2).await;
+    // The tenant may take the whole pool (by default it would take half).
+    let app = TestApp::with_database(2, crate::common::test_config(), |db| db.tenant_pool_share = 2).await;
     let t = app.create_tenant("kappa").await;
     let token = app.login_admin(&t).await;
     let query = "{ me { email } timeEntries(first: 5) { edges { node { minutes } } } }";

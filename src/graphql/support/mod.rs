@@ -2,6 +2,7 @@
 //! request context, Relay pagination, node ids, generic loaders and the direct JSON writer.
 
 mod context;
+pub mod cost;
 pub mod direct;
 mod ids;
 mod loaders;

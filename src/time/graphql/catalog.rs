@@ -394,6 +394,7 @@ pub struct CatalogQuery;
 #[Object]
 impl CatalogQuery {
     /// Clients by id; archived ones only when asked.
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn clients(
         &self,
         ctx: &Context<'_>,
@@ -418,6 +419,7 @@ impl CatalogQuery {
     }
 
     /// Projects by id; archived ones only when asked.
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn projects(
         &self,
         ctx: &Context<'_>,

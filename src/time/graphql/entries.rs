@@ -395,6 +395,7 @@ pub struct TimeQuery;
 #[Object]
 impl TimeQuery {
     /// Time entries by date, then id (oldest first). Members see only their own.
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn time_entries(
         &self,
         ctx: &Context<'_>,
@@ -470,6 +471,7 @@ impl TimeQuery {
     }
 
     /// Timesheets by id. Members see only their own.
+    #[graphql(complexity = "crate::graphql::support::cost::page(first, child_complexity)")]
     async fn timesheets(
         &self,
         ctx: &Context<'_>,
@@ -502,6 +504,9 @@ impl TimeQuery {
 
     /// Billable and non-billable time and amounts from `from` to `to` (both included, the
     /// tenant's dates), grouped by the keys in order, with totals. Members get their own.
+    #[graphql(
+        complexity = "crate::graphql::support::cost::report(from, to, group_by.len(), child_complexity)"
+    )]
     async fn billable_hours(
         &self,
         ctx: &Context<'_>,
@@ -515,10 +520,11 @@ impl TimeQuery {
         let filter = filter.unwrap_or_default().into_filter(actor)?;
         let request = ReportRequest::new(from, to, group_by, filter)?;
         let settings = req.settings().await?;
-        let mut rows = {
-            let mut conn = req.db.conn().await?;
-            reports::billable_hours(&mut conn, &settings, &request).await?
-        };
+        let (settings_ref, request_ref) = (&settings, &request);
+        let mut rows = req
+            .db
+            .report(async |conn| reports::billable_hours(conn, settings_ref, request_ref).await)
+            .await?;
         let totals = match rows.pop() {
             Some(row) if row.is_total => row,
             _ => return Err(AppError::internal(anyhow::anyhow!("report without totals")).into()),
@@ -539,6 +545,7 @@ impl TimeQuery {
     /// Per user: billable hours over the hours they could bill: working days in the range
     /// (the work week less holidays), less approved leave, x BILLABLE_HOURS_IN_WORKING_DAY.
     /// Members get their own.
+    #[graphql(complexity = "crate::graphql::support::cost::report(from, to, 1, child_complexity)")]
     async fn utilization(
         &self,
         ctx: &Context<'_>,
@@ -552,13 +559,16 @@ impl TimeQuery {
         let users = actor.narrow(ids("userIds", user_ids, NodeType::User)?);
         let settings = req.settings().await?;
         let per_day = settings.billable_hours_in_working_day;
-        let (working_days, rows, leave) = {
-            let mut conn = req.db.conn().await?;
-            let calendar = crate::leave::calendar(&mut conn, &settings, from, to).await?;
-            let rows = reports::minutes_per_user(&mut conn, from, to, users).await?;
-            let leave = crate::leave::approved_days(&mut conn, &calendar, from, to).await?;
-            (calendar.days_between(from, to), rows, leave)
-        };
+        let settings_ref = &settings;
+        let (working_days, rows, leave) = req
+            .db
+            .report(async |conn| {
+                let calendar = crate::leave::calendar(conn, settings_ref, from, to).await?;
+                let rows = reports::minutes_per_user(conn, from, to, users).await?;
+                let leave = crate::leave::approved_days(conn, &calendar, from, to).await?;
+                Ok((calendar.days_between(from, to), rows, leave))
+            })
+            .await?;
         prefetch(&req.loader::<ById<User>>(), rows.iter().map(|r| r.user_id)).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
