@@ -44,6 +44,7 @@ case "${1:-}" in
     export PUBLIC_URL_PORT=${PUBLIC_URL_PORT:-8080}
     export BIND_ADDR=${BIND_ADDR:-127.0.0.1:8080}
     export METRICS_BIND=${METRICS_BIND:-127.0.0.1:9464}
+    export GRAPHIQL=${GRAPHIQL:-true}
     cargo build --release --bin crowdminder
     bin=target/release/crowdminder
     "$bin" migrate

@@ -303,13 +303,15 @@ pub struct ServiceConfig {
     #[arg(long = "trusted-proxies", env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ProxyRange>,
 
-    /// Serve GraphiQL at /graphiql.
-    #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = true, action = clap::ArgAction::Set)]
+    /// Serve GraphiQL at /graphiql and answer introspection queries (`__schema`, `__type`):
+    /// off unless set, so a stranger cannot map the schema (`dev.sh up` sets it).
+    #[arg(long = "graphiql", env = "GRAPHIQL", default_value_t = false, action = clap::ArgAction::Set)]
     pub graphiql: bool,
 }
 
 impl ServiceConfig {
-    /// Settings for tests and tools: everything at its default but the signing secret.
+    /// Settings for tests and tools: everything at its default but the signing secret, and
+    /// GraphiQL with introspection on, as in development.
     pub fn with_secret(jwt_secret: impl Into<String>) -> Self {
         Self {
             jwt_secret: Secret::new(jwt_secret),

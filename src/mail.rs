@@ -88,6 +88,40 @@ pub struct EmailAttachment {
     pub bytes: Vec<u8>,
 }
 
+/// One line of a header as a display name: control characters (which could end the header
+/// or start another) become spaces.
+fn display_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+/// The message `email` makes, encoded once here so that a fault in encoding is found
+/// before any transport is involved.
+fn compose(email: &Email) -> anyhow::Result<Message> {
+    let from = Mailbox::new(Some(display_name(&email.from_name)), email.from.parse()?);
+    let to_name = Some(display_name(&email.to_name)).filter(|n| !n.is_empty());
+    let to = Mailbox::new(to_name, email.to.parse()?);
+    let subject = display_name(&email.subject);
+    let builder = Message::builder().from(from).to(to).subject(subject);
+    let message = if email.attachments.is_empty() {
+        builder.header(ContentType::TEXT_PLAIN).body(email.text.clone())?
+    } else {
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(email.text.clone()));
+        for file in &email.attachments {
+            let content_type = ContentType::parse(&file.content_type)
+                .map_err(|e| anyhow::anyhow!("attachment content type: {e}"))?;
+            parts = parts
+                .singlepart(Attachment::new(file.filename.clone()).body(file.bytes.clone(), content_type));
+        }
+        builder.multipart(parts)?
+    };
+    let _ = message.formatted();
+    Ok(message)
+}
+
 pub enum Mailer {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Files {
@@ -115,23 +149,8 @@ impl Mailer {
 
     /// Sends (or writes) one email; returns where it went, for the log.
     pub async fn send(&self, email: &Email) -> anyhow::Result<String> {
-        let from = Mailbox::new(Some(email.from_name.clone()), email.from.parse()?);
-        let to_name = (!email.to_name.is_empty()).then(|| email.to_name.clone());
-        let to = Mailbox::new(to_name, email.to.parse()?);
-        let builder = Message::builder().from(from).to(to).subject(&email.subject);
-        let message = if email.attachments.is_empty() {
-            builder.header(ContentType::TEXT_PLAIN).body(email.text.clone())?
-        } else {
-            let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(email.text.clone()));
-            for file in &email.attachments {
-                let content_type = ContentType::parse(&file.content_type)
-                    .map_err(|e| anyhow::anyhow!("attachment content type: {e}"))?;
-                parts = parts.singlepart(
-                    Attachment::new(file.filename.clone()).body(file.bytes.clone(), content_type),
-                );
-            }
-            builder.multipart(parts)?
-        };
+        let message = std::panic::catch_unwind(|| compose(email))
+            .map_err(|_| anyhow::anyhow!("the email could not be encoded"))??;
         match self {
             Self::Smtp(transport) => {
                 let response = transport
@@ -146,5 +165,43 @@ impl Mailer {
                 Ok(format!("file {}", dir.join(format!("{id}.eml")).display()))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Email, MailConfig, Mailer};
+
+    /// A name that would end the header and add one is sent as one line of text; nothing
+    /// panics however odd the name.
+    #[tokio::test]
+    async fn names_with_control_characters_make_a_plain_header_and_no_panic() {
+        let dir = std::env::temp_dir().join(format!("crowdminder-mail-{}", uuid::Uuid::new_v4().simple()));
+        let config = MailConfig::files(&dir);
+        let mailer = Mailer::new(&config).unwrap();
+        for name in ["Eve\r\nBcc: all@evil.test", "bell\u{7}\u{0}name", "\u{1b}[31m"] {
+            let email = Email::letter(
+                "no-reply@acme.test".to_owned(),
+                "Acme\nX-Injected: yes".to_owned(),
+                ("someone@acme.test".to_owned(), name.to_owned()),
+                "Welcome\r\nBcc: all@evil.test".to_owned(),
+                "Hello",
+            );
+            mailer.send(&email).await.unwrap();
+        }
+        let mut sent = 0;
+        for file in std::fs::read_dir(&dir).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let headers = text.split("\r\n\r\n").next().unwrap();
+            assert!(
+                !headers
+                    .lines()
+                    .any(|l| l.starts_with("Bcc:") || l.starts_with("X-Injected:")),
+                "{headers}"
+            );
+            sent += 1;
+        }
+        assert_eq!(sent, 3);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -14,7 +14,21 @@ pub fn name(field: &str, raw: &str, max: usize) -> AppResult<String> {
             format!("a name has 1 to {max} characters"),
         ));
     }
+    no_control_characters(field, name)?;
     Ok(name.to_owned())
+}
+
+/// A name is one line of printable text: no control character (tab, line ends, NUL and
+/// the rest of Unicode's Cc class), which would break an email header, a CSV cell or a PDF
+/// line wherever the name is shown.
+pub fn no_control_characters(field: &str, text: &str) -> AppResult<()> {
+    if text.chars().any(char::is_control) {
+        return Err(AppError::bad_input(
+            field,
+            "a name may not contain control characters (tabs, line breaks and the like)",
+        ));
+    }
+    Ok(())
 }
 
 /// Notes of at most [`MAX_NOTES`] characters as sent (none is fine), trimmed.
@@ -24,6 +38,15 @@ pub fn notes(field: &str, raw: &str) -> AppResult<String> {
         return Err(AppError::bad_input(
             field,
             format!("notes have at most {MAX_NOTES} characters"),
+        ));
+    }
+    if notes
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(AppError::bad_input(
+            field,
+            "notes may hold tabs and line breaks but no other control characters",
         ));
     }
     Ok(notes.to_owned())
@@ -47,5 +70,30 @@ mod tests {
         assert!(notes("input.notes", &format!("{} ", "x".repeat(MAX_NOTES))).is_err());
         let err = notes("input.notes", &"x".repeat(MAX_NOTES + 1)).unwrap_err();
         assert_eq!(err.message(), "notes have at most 5000 characters");
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_names_and_notes_but_line_breaks_in_notes() {
+        for bad in [
+            "Eve\u{0}",
+            "a\tb",
+            "line\nbreak",
+            "bell\u{7}",
+            "esc\u{1b}[31m",
+            "c1\u{85}x",
+        ] {
+            assert!(name("input.name", bad, 100).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            name("input.name", "Zoë O'Brien-Smith", 100).unwrap(),
+            "Zoë O'Brien-Smith"
+        );
+        assert_eq!(
+            notes("n", "two\nlines\twith a tab").unwrap(),
+            "two\nlines\twith a tab"
+        );
+        for bad in ["nul\u{0}", "bell\u{7}", "esc\u{1b}[2J"] {
+            assert!(notes("n", bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -365,12 +365,10 @@ impl AuthMutation {
         {
             return Err(AppError::conflict(Some("input"), "you cannot demote or deactivate yourself").into());
         }
-        let name = match input.name {
-            Some(name) if name.trim().chars().count() > 200 => {
-                return Err(AppError::bad_input("input.name", "a name has at most 200 characters").into());
-            }
-            other => other.map(|n| n.trim().to_owned()),
-        };
+        let name = input
+            .name
+            .map(|n| crate::auth::users::normalize_name("input.name", &n))
+            .transpose()?;
         let user = req
             .db
             .in_savepoint(async |conn| {

@@ -57,11 +57,13 @@ pub fn normalize_email(field: &str, raw: &str) -> AppResult<String> {
     Ok(email.to_owned())
 }
 
-fn normalize_name(field: &str, raw: &str) -> AppResult<String> {
+/// A user's name trimmed: at most 200 characters, none of them control characters.
+pub fn normalize_name(field: &str, raw: &str) -> AppResult<String> {
     let name = raw.trim();
     if name.chars().count() > 200 {
         return Err(AppError::bad_input(field, "a name has at most 200 characters"));
     }
+    crate::text::no_control_characters(field, name)?;
     Ok(name.to_owned())
 }
 

@@ -20,6 +20,12 @@ pub mod functions {
 }
 
 /// An `ILIKE` pattern matching `raw` anywhere, its own `%`, `_` and `\` taken literally.
+/// A statement as diesel shows it (`SQL -- binds: [...]`) without its bound values, which
+/// may be anything a client sent or a password hash: only the SQL text is logged.
+pub fn without_binds(shown: &str) -> &str {
+    shown.rfind(" -- binds: ").map_or(shown, |at| &shown[..at])
+}
+
 pub fn contains_pattern(raw: &str) -> String {
     format!(
         "%{}%",

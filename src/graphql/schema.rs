@@ -96,12 +96,18 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The served schema, with its limits.
 pub fn build_schema(config: &ServiceConfig) -> AppSchema {
-    schema_builder()
+    let builder = schema_builder()
         .limit_depth(config.graphql_max_depth)
         .limit_complexity(config.graphql_max_complexity)
         .limit_recursive_depth(32)
-        .limit_directives(50)
-        .finish()
+        .limit_directives(50);
+    // The schema is public in `schema.graphql`; introspection answers only where GraphiQL
+    // is served (development), not to anyone who asks a production server.
+    if config.graphiql {
+        builder.finish()
+    } else {
+        builder.disable_introspection().finish()
+    }
 }
 
 /// The SDL of the schema, as `export-schema` prints it and `schema.graphql` holds it.

@@ -251,6 +251,67 @@ fn operation_access(request: &mut async_graphql::Request) -> Access {
     }
 }
 
+/// Where a request carries a NUL character in a string, which PostgreSQL cannot store in
+/// text: the variable's path (`variables.i.notes`), or the argument written in the query
+/// (`notes`). Found before anything runs, so it is a client's error, never a failed unit.
+fn text_with_nul(request: &mut async_graphql::Request) -> Option<String> {
+    use async_graphql::Value;
+    fn find(value: &Value, path: &str) -> Option<String> {
+        match value {
+            Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+            Value::List(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| find(item, &format!("{path}.{i}"))),
+            Value::Object(fields) => fields
+                .iter()
+                .find_map(|(name, item)| find(item, &format!("{path}.{name}"))),
+            _ => None,
+        }
+    }
+    for (name, value) in request.variables.iter() {
+        if let Some(path) = find(value, &format!("variables.{name}")) {
+            return Some(path);
+        }
+    }
+    if !request.query.contains('\0')
+        && !request.query.contains("\\u0000")
+        && !request.query.contains("\\u{0}")
+    {
+        return None;
+    }
+    // Written into the query itself: name the argument when it can be found.
+    let Ok(document) = request.parsed_query() else {
+        return Some("query".to_owned());
+    };
+    let mut found = None;
+    let mut sets: Vec<&async_graphql::parser::types::SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .chain(document.fragments.values().map(|f| &f.node.selection_set.node))
+        .collect();
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    for (name, value) in &field.node.arguments {
+                        if let Ok(value) = value.node.clone().into_const_with(|_| Err::<Value, ()>(()))
+                            && let Some(path) = find(&value, &name.node)
+                        {
+                            found.get_or_insert(path);
+                        }
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    Some(found.unwrap_or_else(|| "query".to_owned()))
+}
+
 /// Whether the mutation the request selects asks for `login` more than once, or under an
 /// alias: each would be another password tried in one request, past the throttle's count.
 /// Fragments are followed, each once.
@@ -324,6 +385,12 @@ async fn execute(
             .headers_mut()
             .insert(header::ALLOW, "POST".parse().expect("static header"));
         return response;
+    }
+    if let Some(field) = text_with_nul(&mut request) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            AppError::bad_input(field, "text may not contain NUL characters"),
+        );
     }
     if access == Access::ReadWrite && repeats_login(&mut request) {
         return error_response(

@@ -328,6 +328,12 @@ pub async fn cancel(
 ) -> AppResult<LeaveRequest> {
     let request = load_locked(conn, id).await?;
     if request.user_id != actor.user_id {
+        // A member does not learn that another's request exists.
+        if !actor.may_see(request.user_id) {
+            return Err(AppError::NotFound {
+                what: "leave request",
+            });
+        }
         return Err(AppError::Forbidden("only the requester cancels a request"));
     }
     if !matches!(request.status(), LeaveStatus::Pending | LeaveStatus::Approved) {

@@ -142,7 +142,9 @@ impl TenantDb {
         conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
             if let InstrumentationEvent::StartQuery { query, .. } = event {
                 statements.fetch_add(1, Ordering::Relaxed);
-                tracing::trace!(sql = %query, "statement");
+                if tracing::enabled!(tracing::Level::TRACE) {
+                    tracing::trace!(sql = %crate::db::without_binds(&query.to_string()), "statement");
+                }
             }
         });
     }

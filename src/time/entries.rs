@@ -506,8 +506,10 @@ pub async fn load_for_change(conn: &mut AsyncPgConnection, actor: &Actor, id: i6
         .await
         .optional()?
         .ok_or(AppError::NotFound { what: "time entry" })?;
+    // Another's entry is to a member as one that does not exist: the same answer, so ids
+    // cannot be probed.
     if !actor.may_see(entry.user_id) {
-        return Err(AppError::Forbidden("members change only their own time entries"));
+        return Err(AppError::NotFound { what: "time entry" });
     }
     ensure_editable(&entry)?;
     Ok(entry)

@@ -755,3 +755,167 @@ async fn one_tenants_expensive_reports_are_bounded_by_cost_and_cannot_stall_anot
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["me"]["email"], "member@acme.example");
 }
+
+/// The status of `GET /graphiql` on a server.
+async fn graphiql_status(client: &reqwest::Client, port: u16, host: &str) -> u16 {
+    let response = client
+        .get(format!("http://127.0.0.1:{port}/graphiql"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+/// Introspection and GraphiQL answer only with GRAPHIQL=true; trace logs show each
+/// statement's SQL but none of its bound values (the email, the password hash).
+#[tokio::test]
+async fn introspection_is_off_by_default_and_logs_hold_no_bound_values() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let log = crate::common::temp_dir("trace-log").join("serve.log");
+    let port = crate::common::free_port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut settings: Vec<(&str, &str)> = vec![("BIND_ADDR", bind.as_str())];
+    settings.push(("RUST_LOG", "crowdminder=trace"));
+    let _server = tokio::process::Command::new(env!("CARGO_BIN_EXE_crowdminder"))
+        .args(["serve", "--no-worker"])
+        .env("DATABASE_URL", app.db.pool_url())
+        .env("DATABASE_DIRECT_URL", &app.db.url)
+        .env("JWT_SECRET", crate::common::JWT_SECRET)
+        .envs(settings.iter().copied())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let introspect = json!({ "query": "{ __schema { types { name } } }" });
+    let (status, _, body) = post(&client, port, &t.host, &[], introspect.clone()).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["data"].is_null() || body["data"]["__schema"].is_null(),
+        "{body}"
+    );
+    assert!(!body.to_string().contains("TimeEntry"), "{body}");
+    assert_eq!(graphiql_status(&client, port, &t.host).await, 404);
+
+    let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let written =
+        std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(log.with_extension("err")).unwrap();
+    assert!(
+        written.contains("statement"),
+        "trace logs show statements: {written}"
+    );
+    #[derive(diesel::QueryableByName)]
+    struct Hash {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        password_hash: String,
+    }
+    let mut conn = app.raw_conn().await;
+    let hash: Hash = diesel_async::RunQueryDsl::get_result(
+        diesel::sql_query("SELECT password_hash FROM acme.users LIMIT 1"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    for secret in [
+        hash.password_hash.as_str(),
+        &t.admin_password,
+        &t.admin_email.to_lowercase(),
+    ] {
+        assert!(
+            !written.contains(secret),
+            "the log holds a bound value or secret: {secret}"
+        );
+    }
+
+    // With GRAPHIQL=true (development), both answer.
+    let (_dev, port, client) = server(&app, &[("GRAPHIQL", "true")]).await;
+    let (_, _, body) = post(&client, port, &t.host, &[], introspect).await;
+    assert!(body["data"]["__schema"]["types"].is_array(), "{body}");
+    assert_eq!(graphiql_status(&client, port, &t.host).await, 200);
+}
+
+/// A NUL in any text is BAD_USER_INPUT naming where it was, before anything runs; control
+/// characters are refused in names.
+#[tokio::test]
+async fn nul_and_control_characters_are_refused_as_bad_input_and_nothing_is_written() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let c = app.as_user(&t, &admin).catalog("100").await;
+    let entries = "SELECT count(*) AS n FROM acme.time_entries";
+    let create = "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { id } }";
+    let (status, body) = app
+        .post(
+            &t.host,
+            Some(&admin),
+            create,
+            json!({ "i": { "projectId": c.project, "date": "2026-11-02", "minutes": 15, "notes": "a\u{0}b" } }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    crate::common::assert_error(&body["errors"][0], "BAD_USER_INPUT", Some("variables.i.notes"));
+    let inline = format!(
+        "mutation {{ createTimeEntry(input: {{projectId: \"{}\", date: \"2026-11-02\", minutes: 15, notes: \"a\\u0000b\"}}) {{ id }} }}",
+        c.project.as_str().unwrap()
+    );
+    let (status, body) = app.post(&t.host, Some(&admin), &inline, json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    crate::common::assert_error(&body["errors"][0], "BAD_USER_INPUT", Some("input.notes"));
+    assert_eq!(app.count(entries).await, 0);
+
+    for (query, input, field) in [
+        (
+            "mutation($i: CreateClientInput!) { createClient(input: $i) { id } }",
+            json!({ "name": "Evil\nCorp" }),
+            "input.name",
+        ),
+        (
+            "mutation($i: CreateUserInput!) { createUser(input: $i) { id } }",
+            json!({ "email": "bell@acme.example", "name": "Bell\u{7}", "role": "MEMBER", "password": "a-good-long-password" }),
+            "input.name",
+        ),
+        (
+            "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { id } }",
+            json!({ "projectId": c.project, "date": "2026-11-02", "minutes": 15, "notes": "\u{1b}[2J" }),
+            "input.notes",
+        ),
+    ] {
+        let (code, error) = app
+            .gql_error(&t.host, Some(&admin), query, json!({ "i": input }))
+            .await;
+        assert_eq!(code, "BAD_USER_INPUT", "{error}");
+        assert_eq!(error["extensions"]["field"], field, "{error}");
+    }
+    assert_eq!(app.count(entries).await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM acme.clients WHERE name LIKE 'Evil%'")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("SELECT count(*) AS n FROM acme.users WHERE email = 'bell@acme.example'")
+            .await,
+        0
+    );
+    // Notes keep their line breaks and tabs.
+    let kept = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "mutation($i: CreateTimeEntryInput!) { createTimeEntry(input: $i) { notes } }",
+            json!({ "i": { "projectId": c.project, "date": "2026-11-02", "minutes": 15, "notes": "line one\n\tline two" } }),
+        )
+        .await;
+    assert_eq!(kept["createTimeEntry"]["notes"], "line one\n\tline two");
+}

@@ -195,25 +195,29 @@ async fn every_rule_broken_once_gives_its_code_and_changes_nothing() {
     .await;
     let before = entries_state(&app, "acme").await;
 
-    // A member editing (or deleting, or logging) someone else's time.
-    let (code, _) = app
-        .gql_error(
-            &t.host,
-            Some(&member),
-            UPDATE_ENTRY,
-            json!({ "id": admins["id"], "i": { "notes": "mine now" } }),
-        )
-        .await;
-    assert_eq!(code, "FORBIDDEN");
-    let (code, _) = app
-        .gql_error(
-            &t.host,
-            Some(&member),
-            DELETE_ENTRY,
-            json!({ "id": admins["id"] }),
-        )
-        .await;
-    assert_eq!(code, "FORBIDDEN");
+    // A member editing (or deleting, or logging) someone else's time: to them the entry
+    // is as one that does not exist, the same code and message.
+    let missing =
+        crowdminder::graphql::support::global_id(crowdminder::graphql::support::NodeType::TimeEntry, 999_999);
+    for (query, vars) in [
+        (UPDATE_ENTRY, json!({ "i": { "notes": "mine now" } })),
+        (DELETE_ENTRY, json!({})),
+    ] {
+        let with = |id: &Value| {
+            let mut vars = vars.clone();
+            vars["id"] = id.clone();
+            vars
+        };
+        let (code, others) = app
+            .gql_error(&t.host, Some(&member), query, with(&admins["id"]))
+            .await;
+        assert_eq!(code, "NOT_FOUND", "{others}");
+        let (code, absent) = app
+            .gql_error(&t.host, Some(&member), query, with(&json!(missing.as_str())))
+            .await;
+        assert_eq!(code, "NOT_FOUND", "{absent}");
+        assert_eq!(others["message"], absent["message"]);
+    }
     let admin_id = app.as_user(&t, &admin).my_id().await;
     let (code, _) = app
         .gql_error(
