@@ -919,3 +919,77 @@ async fn nul_and_control_characters_are_refused_as_bad_input_and_nothing_is_writ
         .await;
     assert_eq!(kept["createTimeEntry"]["notes"], "line one\n\tline two");
 }
+
+/// Members see neither where clients are billed nor colleagues' rates, on any path (the
+/// page of entries written directly, or field by field); admins see both.
+#[tokio::test]
+async fn members_see_no_billing_emails_and_no_colleagues_rates() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let build = app.as_user(&t, &admin);
+    let client = build
+        .client_with(json!({ "name": "Globex", "billingEmail": "ap@globex.example" }))
+        .await;
+    let project = build.project(&client, "Website", "100").await;
+    let member = app.create_user(&t, &admin, "m@acme.example", "MEMBER").await;
+    let colleague = app.create_user(&t, &admin, "c@acme.example", "MEMBER").await;
+    let member_id = app.as_user(&t, &member).my_id().await;
+    let colleague_id = app.as_user(&t, &colleague).my_id().await;
+    build.member(&project, &member_id, Some("80")).await;
+    build.member(&project, &colleague_id, Some("95")).await;
+    app.as_user(&t, &member).log(&project, "2026-11-02", 60).await;
+
+    let query = "query($p: ID!) { \
+        node(id: $p) { ... on Project { client { billingEmail } members { user { email } hourlyRate } } } \
+        timeEntries(first: 5) { edges { node { project { client { billingEmail } } } } } }";
+    let seen = |token: String| {
+        let (app, t, project) = (&app, &t, project.clone());
+        async move {
+            app.gql(&t.host, Some(&token), query, json!({ "p": project }))
+                .await
+        }
+    };
+    let as_member = seen(member.clone()).await;
+    assert!(
+        as_member["node"]["client"]["billingEmail"].is_null(),
+        "{as_member}"
+    );
+    let edges = as_member["timeEntries"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 1);
+    assert!(
+        edges[0]["node"]["project"]["client"]["billingEmail"].is_null(),
+        "{as_member}"
+    );
+    let rates: Vec<(Value, Value)> = as_member["node"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["user"]["email"].clone(), m["hourlyRate"].clone()))
+        .collect();
+    assert!(
+        rates.contains(&(json!("m@acme.example"), json!("80"))),
+        "own rate: {rates:?}"
+    );
+    assert!(
+        rates.iter().all(|(_, rate)| *rate != json!("95")),
+        "a colleague's rate: {rates:?}"
+    );
+
+    let as_admin = seen(admin.clone()).await;
+    assert_eq!(as_admin["node"]["client"]["billingEmail"], "ap@globex.example");
+    assert_eq!(
+        as_admin["timeEntries"]["edges"][0]["node"]["project"]["client"]["billingEmail"],
+        "ap@globex.example"
+    );
+    let rates: Vec<Value> = as_admin["node"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["hourlyRate"].clone())
+        .collect();
+    assert!(
+        rates.contains(&json!("95")) && rates.contains(&json!("80")),
+        "{rates:?}"
+    );
+}

@@ -72,9 +72,14 @@ impl ClientNode {
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// Where invoices are sent.
-    async fn billing_email(&self) -> Option<&str> {
-        self.0.billing_email.as_deref()
+    /// Where invoices are sent; null to members, who do not bill.
+    async fn billing_email(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<&str>> {
+        let actor = ctx.request().actor().await?;
+        Ok(self
+            .0
+            .billing_email
+            .as_deref()
+            .filter(|_| actor.role != Role::Member))
     }
     async fn archived(&self) -> bool {
         self.0.archived
@@ -91,6 +96,8 @@ impl ClientNode {
         match direct::name(field) {
             "id" => out.id(NodeType::Client, client.id),
             "name" => out.str(&client.name),
+            // A member's page comes with the billing email already taken out (see
+            // `timeEntries`), as the resolver would answer.
             "billingEmail" => out.nullable_str(client.billing_email.as_deref()),
             "archived" => out.bool(client.archived),
             "createdAt" => out.scalar(&client.created_at),
@@ -271,9 +278,14 @@ impl ProjectMemberNode {
     async fn user(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<UserNode>> {
         Ok(UserNode::visible(ctx, self.0.user_id).await?)
     }
-    /// Overrides the project's rate for this member; null: the project's rate applies.
-    async fn hourly_rate(&self) -> Option<Decimal> {
-        self.0.hourly_rate.map(|r| r.normalize())
+    /// Overrides the project's rate for this member; null: the project's rate applies. A
+    /// member sees only their own (colleagues' rates are null to them).
+    async fn hourly_rate(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Decimal>> {
+        let actor = ctx.request().actor().await?;
+        if actor.role == Role::Member && actor.user_id != self.0.user_id {
+            return Ok(None);
+        }
+        Ok(self.0.hourly_rate.map(|r| r.normalize()))
     }
 }
 

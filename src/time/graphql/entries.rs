@@ -434,6 +434,12 @@ impl TimeQuery {
             .await?;
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
+        // Members do not see where clients are billed (as `Client.billingEmail` answers).
+        if actor.role == crate::auth::Role::Member {
+            for (_, _, client, _) in &mut rows {
+                client.billing_email = None;
+            }
+        }
         // The page's projects, clients and tasks came with it; its users take one more
         // statement, when selected (on edges' nodes or on nodes).
         let look = ctx.look_ahead();
