@@ -26,7 +26,7 @@ use common::{
     JWT_SECRET, PASSWORD, Route, binary, cpu_ticks, database_url, env_or, median, memory, percentile,
     pooler_url, run_wrk, start_server, tenant, write_wrk_script,
 };
-use crowdminder::auth::tokens::JwtKeys;
+use crowdminder::auth::tokens::{JwtKeys, TokenSubject};
 use crowdminder::config::ServiceConfig;
 use crowdminder::tenancy;
 use crowdminder::tenancy::migrations;
@@ -160,7 +160,20 @@ fn main() {
     });
     let targets: Vec<(String, String)> = registry
         .iter()
-        .map(|t| (t.primary_host.clone().unwrap(), keys.issue(t.id, 1).unwrap().0))
+        .map(|t| {
+            (
+                t.primary_host.clone().unwrap(),
+                keys.issue(
+                    t.id,
+                    TokenSubject {
+                        user_id: 1,
+                        version: 0,
+                    },
+                )
+                .unwrap()
+                .0,
+            )
+        })
         .collect();
     let dir = std::env::temp_dir().join(format!("crowdminder-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -244,6 +244,10 @@ mod tests {
         let sent = [
             (template(&AuthEmail::Welcome { user_id: 1 }), AuthEmail::TEMPLATES),
             (
+                template(&AuthEmail::PasswordChanged { user_id: 1 }),
+                AuthEmail::TEMPLATES,
+            ),
+            (
                 template(&TimeEmail::TimesheetDecided { timesheet_id: 1 }),
                 TimeEmail::TEMPLATES,
             ),

@@ -8,8 +8,8 @@ use diesel_async::RunQueryDsl;
 
 use super::emails::AuthEmail;
 use super::throttle::CredentialThrottle;
-use super::tokens::JwtKeys;
 use super::tokens::new_api_token;
+use super::tokens::{JwtKeys, TokenSubject};
 use super::users::{self, NewUser, User, UserFilter};
 use super::{Actor, ActorCache, Role, announce_auth_change, authenticate, password};
 use crate::config::Secret;
@@ -182,6 +182,22 @@ pub struct LoginPayload {
     user: UserNode,
 }
 
+impl LoginPayload {
+    /// A fresh login token for `user`, under their current token version.
+    fn issue(req: &RequestContext, user: User) -> async_graphql::Result<Self> {
+        let subject = TokenSubject {
+            user_id: user.id,
+            version: user.token_version,
+        };
+        let (token, expires_at) = req.services.get::<JwtKeys>().issue(req.db.tenant().id, subject)?;
+        Ok(Self {
+            token,
+            expires_at,
+            user: UserNode(user),
+        })
+    }
+}
+
 #[derive(SimpleObject)]
 pub struct CreateApiTokenPayload {
     api_token: ApiToken,
@@ -306,12 +322,80 @@ impl AuthMutation {
                 return Err(AppError::Unauthenticated("wrong email or password").into());
             }
         };
-        let (token, expires_at) = req.services.get::<JwtKeys>().issue(tenant_id, user.id)?;
-        Ok(LoginPayload {
-            token,
-            expires_at,
-            user: UserNode(user),
-        })
+        LoginPayload::issue(req, user)
+    }
+
+    /// Signs the user out everywhere: every login token of theirs stops working at once,
+    /// this one too, on every server. Their API tokens are untouched (see
+    /// `revokeApiToken`).
+    async fn logout(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        req.db
+            .in_savepoint(async |conn| {
+                diesel::update(users_table::table.find(actor.user_id))
+                    .set(users_table::token_version.eq(users_table::token_version + 1))
+                    .execute(conn)
+                    .await?;
+                announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await
+            })
+            .await?;
+        Ok(true)
+    }
+
+    /// Changes the signed-in user's password, given the current one (wrong ones count as
+    /// failed sign-ins of the account). Every login token of theirs issued before stops
+    /// working; the answer carries a fresh one. The user is emailed a notice.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(secret)] current_password: String,
+        #[graphql(secret)] new_password: String,
+    ) -> async_graphql::Result<LoginPayload> {
+        let req = ctx.request();
+        let actor = req.actor().await?;
+        let new_password = Secret::new(new_password);
+        password::validate_new_password("newPassword", &new_password)?;
+        if new_password.expose() == current_password {
+            return Err(AppError::bad_input("newPassword", "the new password is the current one").into());
+        }
+        let tenant_id = req.db.tenant().id;
+        let (email, hash) = {
+            let mut conn = req.db.conn().await?;
+            users_table::table
+                .find(actor.user_id)
+                .select((users_table::email, users_table::password_hash))
+                .first::<(String, Option<String>)>(&mut *conn)
+                .await?
+        };
+        let throttle = req.services.get::<CredentialThrottle>();
+        throttle.admit(tenant_id, Some(&email), req.client)?;
+        // Verifying and hashing take tens of milliseconds each: no connection is held.
+        req.db.commit().await?;
+        if !password::verify(hash, Secret::new(current_password)).await? {
+            throttle.failed(tenant_id, Some(&email), req.client)?;
+            return Err(AppError::bad_input("currentPassword", "the current password is wrong").into());
+        }
+        let new_hash = password::hash(new_password).await?;
+        let user = req
+            .db
+            .in_savepoint(async |conn| {
+                let user = diesel::update(users_table::table.find(actor.user_id))
+                    .set((
+                        users_table::password_hash.eq(&new_hash),
+                        users_table::token_version.eq(users_table::token_version + 1),
+                        users_table::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .returning(User::as_returning())
+                    .get_result(conn)
+                    .await?;
+                let notice = AuthEmail::PasswordChanged { user_id: user.id };
+                crate::jobs::enqueue(conn, notice.job(tenant_id)).await?;
+                announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await?;
+                Ok(user)
+            })
+            .await?;
+        LoginPayload::issue(req, user)
     }
 
     /// Adds a user to this tenant (admins) and emails them an invitation to sign in.
@@ -349,7 +433,8 @@ impl AuthMutation {
     }
 
     /// Changes a user's name, role or active flag (admins). An admin cannot demote or
-    /// deactivate themselves, so a tenant always keeps one.
+    /// deactivate themselves, so a tenant always keeps one. Deactivating a user ends their
+    /// login tokens and revokes their API tokens; reactivating them revives neither.
     async fn update_user(
         &self,
         ctx: &Context<'_>,
@@ -372,10 +457,12 @@ impl AuthMutation {
         let user = req
             .db
             .in_savepoint(async |conn| {
+                let deactivating = input.active == Some(false);
                 let changes = (
                     name.map(|n| users_table::name.eq(n)),
                     input.role.map(|r| users_table::role.eq(r.as_str())),
                     input.active.map(|a| users_table::active.eq(a)),
+                    deactivating.then_some(users_table::token_version.eq(users_table::token_version + 1)),
                     users_table::updated_at.eq(diesel::dsl::now),
                 );
                 let user = diesel::update(users_table::table.find(user_id))
@@ -385,6 +472,16 @@ impl AuthMutation {
                     .await
                     .optional()?
                     .ok_or(AppError::NotFound { what: "user" })?;
+                if deactivating {
+                    diesel::update(
+                        api_tokens::table
+                            .filter(api_tokens::user_id.eq(user_id))
+                            .filter(api_tokens::revoked_at.is_null()),
+                    )
+                    .set(api_tokens::revoked_at.eq(diesel::dsl::now))
+                    .execute(conn)
+                    .await?;
+                }
                 announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await?;
                 Ok(user)
             })

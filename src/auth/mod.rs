@@ -22,7 +22,7 @@ use crate::services::Services;
 use crate::tenancy::TenantDb;
 use crate::tenancy::changes::{self, Notice};
 use throttle::CredentialThrottle;
-use tokens::{API_TOKEN_PREFIX, JwtKeys, hash_api_token};
+use tokens::{API_TOKEN_PREFIX, JwtKeys, TokenSubject, hash_api_token};
 
 #[derive(
     async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -91,15 +91,15 @@ impl Actor {
 /// A credential as the actor cache knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CredentialKey {
-    /// A valid login token's user.
-    User(i64),
+    /// A valid login token's user and token version.
+    User(TokenSubject),
     /// The SHA-256 of an API token.
     ApiToken(Vec<u8>),
 }
 
 /// Who a credential was found to be, by tenant id and credential; see [`crate::cache`].
-/// Only successful look-ups are kept. Whatever changes a user's role or active flag, or
-/// revokes a token, must publish [`Notice::Auth`] and drop the cache after commit, as
+/// Only successful look-ups are kept. Whatever changes a user's role, active flag or token
+/// version, or revokes a token, must publish [`Notice::Auth`] and drop the cache after commit, as
 /// [`announce_auth_change`] does.
 pub type ActorCache = CoherentCache<(i64, CredentialKey), Actor>;
 
@@ -125,6 +125,9 @@ pub async fn announce_auth_change(
 /// deactivated user was issued by us, and does not.
 pub const FORGED_TOKEN: &str = "the token is invalid";
 pub const UNKNOWN_API_TOKEN: &str = "the API token is unknown or revoked";
+/// A login token issued before its user signed out, changed their password or was
+/// deactivated.
+pub const SIGNED_OUT: &str = "the token was ended by a sign-out, a password change or a deactivation";
 
 /// Works out the actor from an `Authorization: Bearer` credential, in the tenant of `db`,
 /// sent from `client`. A credential of another tenant fails here: JWTs name their tenant,
@@ -189,19 +192,22 @@ async fn look_up(db: &TenantDb, credential: &CredentialKey) -> AppResult<Actor> 
                 credential: Credential::ApiToken { token_id },
             })
         }
-        CredentialKey::User(user_id) => {
-            let role: Option<String> = users_table::table
-                .find(user_id)
+        CredentialKey::User(subject) => {
+            let found: Option<(String, i64)> = users_table::table
+                .find(subject.user_id)
                 .filter(users_table::active.eq(true))
-                .select(users_table::role)
+                .select((users_table::role, users_table::token_version))
                 .first(&mut *conn)
                 .await
                 .optional()?;
-            let role = role.ok_or(AppError::Unauthenticated(
+            let (role, version) = found.ok_or(AppError::Unauthenticated(
                 "the user no longer exists or is deactivated",
             ))?;
+            if version != subject.version {
+                return Err(AppError::Unauthenticated(SIGNED_OUT));
+            }
             Ok(Actor {
-                user_id: *user_id,
+                user_id: subject.user_id,
                 role: Role::from_db(&role),
                 credential: Credential::Login,
             })

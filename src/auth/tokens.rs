@@ -24,8 +24,24 @@ pub struct Claims {
     /// The tenant's registry id: a token works only on that tenant's hosts.
     pub tid: i64,
     pub iat: i64,
+    /// Not valid before: the moment of issue.
+    pub nbf: i64,
     pub exp: i64,
     pub iss: String,
+    /// The user's token version at issue; signing out, changing the password or being
+    /// deactivated moves it on, ending every token issued before.
+    #[serde(default)]
+    pub ver: i64,
+    /// A random id, so no two tokens are the same even when issued in the same second.
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// Whom a valid login token names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenSubject {
+    pub user_id: i64,
+    pub version: i64,
 }
 
 /// Signs and checks login tokens.
@@ -43,6 +59,7 @@ impl JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "sub", "iss"]);
+        validation.validate_nbf = true;
         validation.leeway = 30;
         Ok(Self {
             encoding: EncodingKey::from_secret(secret),
@@ -52,36 +69,50 @@ impl JwtKeys {
         })
     }
 
-    pub fn issue(&self, tenant_id: i64, user_id: i64) -> AppResult<(String, DateTime<Utc>)> {
+    pub fn issue(&self, tenant_id: i64, subject: TokenSubject) -> AppResult<(String, DateTime<Utc>)> {
         let now = Utc::now();
         let expires_at = now + self.ttl;
         let claims = Claims {
-            sub: user_id.to_string(),
+            sub: subject.user_id.to_string(),
             tid: tenant_id,
             iat: now.timestamp(),
+            nbf: now.timestamp(),
             exp: expires_at.timestamp(),
             iss: ISSUER.to_owned(),
+            ver: subject.version,
+            jti: {
+                let mut bytes = [0u8; 12];
+                rand::rng().fill_bytes(&mut bytes);
+                URL_SAFE_NO_PAD.encode(bytes)
+            },
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(AppError::internal)?;
         Ok((token, expires_at))
     }
 
-    /// The user id in a valid token of `tenant_id`.
-    pub fn verify(&self, token: &str, tenant_id: i64) -> AppResult<i64> {
+    /// Whom a valid token of `tenant_id` names. Whether its version is still the user's is
+    /// for the caller to check against the database.
+    pub fn verify(&self, token: &str, tenant_id: i64) -> AppResult<TokenSubject> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             match e.kind() {
                 ErrorKind::ExpiredSignature => AppError::Unauthenticated("the token has expired"),
+                ErrorKind::ImmatureSignature => AppError::Unauthenticated("the token is not valid yet"),
                 _ => AppError::Unauthenticated(super::FORGED_TOKEN),
             }
         })?;
         if data.claims.tid != tenant_id {
             return Err(AppError::Unauthenticated("the token belongs to another tenant"));
         }
-        data.claims
+        let user_id = data
+            .claims
             .sub
             .parse()
-            .map_err(|_| AppError::Unauthenticated(super::FORGED_TOKEN))
+            .map_err(|_| AppError::Unauthenticated(super::FORGED_TOKEN))?;
+        Ok(TokenSubject {
+            user_id,
+            version: data.claims.ver,
+        })
     }
 }
 

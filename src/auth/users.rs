@@ -24,6 +24,8 @@ pub struct User {
     pub active: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The version this user's login tokens must carry.
+    pub token_version: i64,
 }
 
 /// The `role` column read into a [`Role`].

@@ -73,6 +73,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        token_version -> BigInt,
     }
 }
 

@@ -312,36 +312,38 @@ fn text_with_nul(request: &mut async_graphql::Request) -> Option<String> {
     Some(found.unwrap_or_else(|| "query".to_owned()))
 }
 
-/// Whether the mutation the request selects asks for `login` more than once, or under an
-/// alias: each would be another password tried in one request, past the throttle's count.
-/// Fragments are followed, each once.
-fn repeats_login(request: &mut async_graphql::Request) -> bool {
+/// The mutations that check a password: each may be asked once per request, unaliased.
+const PASSWORD_CHECKS: [&str; 2] = ["login", "changePassword"];
+
+/// The password-checking field that the mutation the request selects asks for more than
+/// once, or under an alias (or beside the other): each would be another password tried in
+/// one request, past the throttle's count. Fragments are followed, each once.
+fn repeats_password_check(request: &mut async_graphql::Request) -> Option<&'static str> {
     let name = request.operation_name.clone();
     let Ok(document) = request.parsed_query() else {
-        return false;
+        return None;
     };
     let operation = match (&document.operations, name.as_deref()) {
         (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return false,
-        },
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
         (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
             Some(op) if ops.len() == 1 => op,
-            _ => return false,
+            _ => return None,
         },
     };
-    let mut logins = 0;
+    let mut checks = 0;
     let mut aliased = false;
+    let mut last = None;
     let mut seen = std::collections::HashSet::new();
     let mut pending = vec![&operation.node.selection_set.node];
     while let Some(set) = pending.pop() {
         for item in &set.items {
             match &item.node {
                 Selection::Field(field) => {
-                    if field.node.name.node == "login" {
-                        logins += 1;
+                    if let Some(check) = PASSWORD_CHECKS.iter().find(|c| field.node.name.node == **c) {
+                        checks += 1;
                         aliased |= field.node.alias.is_some();
+                        last = Some(*check);
                     }
                 }
                 Selection::InlineFragment(fragment) => {
@@ -358,7 +360,7 @@ fn repeats_login(request: &mut async_graphql::Request) -> bool {
             }
         }
     }
-    logins > 1 || aliased
+    if checks > 1 || aliased { last } else { None }
 }
 
 async fn execute(
@@ -392,10 +394,15 @@ async fn execute(
             AppError::bad_input(field, "text may not contain NUL characters"),
         );
     }
-    if access == Access::ReadWrite && repeats_login(&mut request) {
+    if access == Access::ReadWrite
+        && let Some(field) = repeats_password_check(&mut request)
+    {
         return error_response(
             StatusCode::BAD_REQUEST,
-            AppError::bad_input("login", "login is asked once per request, without an alias"),
+            AppError::bad_input(
+                field,
+                "login and changePassword are asked once per request, alone and without an alias",
+            ),
         );
     }
     let db = Arc::new(TenantDb::new(state.pool.clone(), tenant, access));

@@ -199,10 +199,8 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
         .await
         .unwrap();
     }
-    let in_the_way = crate::common::first_table_created(last.up);
-    conn.batch_execute(&format!("CREATE TABLE broken.{in_the_way} (x int)"))
-        .await
-        .unwrap();
+    let (put, take_away) = crate::common::obstruction("broken", last.up);
+    conn.batch_execute(&put).await.unwrap();
 
     let out = run(&db, &["migrate", "--jobs", "2"]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
@@ -211,9 +209,7 @@ async fn migrate_reports_each_failed_tenant_and_exits_non_zero() {
     assert!(err.contains(&format!("good: applied {}", last.version)), "{err}");
     assert!(err.contains("migration failed for: broken"), "{err}");
 
-    conn.batch_execute(&format!("DROP TABLE broken.{in_the_way}"))
-        .await
-        .unwrap();
+    conn.batch_execute(&take_away).await.unwrap();
     let out = run(&db, &["migrate", "--schema", "broken"]).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&db, &["migrate"]).await;

@@ -993,3 +993,212 @@ async fn members_see_no_billing_emails_and_no_colleagues_rates() {
         "{rates:?}"
     );
 }
+
+/// A login token signed with the service's secret, with the claims given.
+fn signed_token(claims: Value) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(crate::common::JWT_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+const ME: &str = "{ me { email } }";
+const CHANGE_PASSWORD: &str = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n) { token user { email } } }";
+
+#[tokio::test]
+async fn logout_password_changes_and_deactivation_end_earlier_tokens_and_nbf_is_checked() {
+    let app = TestApp::new().await;
+    let other_server = app.second_server();
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let email = "m@acme.example";
+    let first = app.create_user(&t, &admin, email, "MEMBER").await;
+    let password = "a-good-long-password";
+    let second = app.login(&t.host, email, password).await;
+    assert_ne!(first, second, "each login is a token of its own");
+    for token in [&first, &second] {
+        assert_eq!(
+            app.gql(&t.host, Some(token), ME, json!({})).await["me"]["email"],
+            email
+        );
+        assert_eq!(
+            other_server.gql(&t.host, Some(token), ME, json!({})).await["me"]["email"],
+            email
+        );
+    }
+
+    // Signing out with one token ends both, on both servers; the admin stays signed in.
+    let out = app
+        .gql(&t.host, Some(&first), "mutation { logout }", json!({}))
+        .await;
+    assert_eq!(out["logout"], true);
+    for token in [&first, &second] {
+        let (code, error) = app.gql_error(&t.host, Some(token), ME, json!({})).await;
+        assert_eq!(code, "UNAUTHENTICATED", "{error}");
+        crate::common::eventually(|| async {
+            let (status, body) = other_server.post(&t.host, Some(token), ME, json!({})).await;
+            status == axum::http::StatusCode::UNAUTHORIZED
+                || body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        })
+        .await;
+    }
+    assert!(app.gql(&t.host, Some(&admin), ME, json!({})).await["me"]["email"].is_string());
+
+    // A password change needs the right current password and a valid new one, ends the
+    // earlier tokens, and answers with a token that works.
+    let before = app.login(&t.host, email, password).await;
+    let version = |n: i64| {
+        format!("SELECT count(*) AS n FROM acme.users WHERE email = '{email}' AND token_version = {n}")
+    };
+    assert_eq!(app.count(&version(1)).await, 1);
+    for (current, new, field) in [
+        ("not-the-password", "another-long-password", "currentPassword"),
+        (password, "short", "newPassword"),
+        (password, password, "newPassword"),
+    ] {
+        let (_, body) = app
+            .post(
+                &t.host,
+                Some(&before),
+                CHANGE_PASSWORD,
+                json!({ "c": current, "n": new }),
+            )
+            .await;
+        crate::common::assert_error_for(field, &body["errors"][0], "BAD_USER_INPUT", Some(field));
+    }
+    assert_eq!(app.count(&version(1)).await, 1, "nothing changed");
+    assert!(app.gql(&t.host, Some(&before), ME, json!({})).await["me"]["email"].is_string());
+    let changed = app
+        .gql(
+            &t.host,
+            Some(&before),
+            CHANGE_PASSWORD,
+            json!({ "c": password, "n": "a-new-long-password" }),
+        )
+        .await;
+    let fresh = changed["changePassword"]["token"].as_str().unwrap().to_owned();
+    assert_eq!(changed["changePassword"]["user"]["email"], email);
+    assert_eq!(app.count(&version(2)).await, 1);
+    let (code, _) = app.gql_error(&t.host, Some(&before), ME, json!({})).await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    assert_eq!(
+        app.gql(&t.host, Some(&fresh), ME, json!({})).await["me"]["email"],
+        email
+    );
+    let (code, _) = app
+        .gql_error(&t.host, None, LOGIN, json!({ "e": email, "p": password }))
+        .await;
+    assert_eq!(code, "UNAUTHENTICATED", "the old password no longer signs in");
+    let current = app.login(&t.host, email, "a-new-long-password").await;
+    let emails = crate::common::drain_outbox(&app).await;
+    assert!(
+        emails
+            .iter()
+            .any(|e| e.contains("Subject: Your password at Company acme was changed") && e.contains(email)),
+        "the user is told: {emails:?}"
+    );
+
+    // Two password changes in one request are refused before either is tried.
+    let (_, body) = app
+        .post(
+            &t.host,
+            Some(&current),
+            "mutation { a: changePassword(currentPassword: \"x\", newPassword: \"yyyyyyyyyyyy\") { token } b: changePassword(currentPassword: \"z\", newPassword: \"yyyyyyyyyyyy\") { token } }",
+            json!({}),
+        )
+        .await;
+    crate::common::assert_error(&body["errors"][0], "BAD_USER_INPUT", Some("changePassword"));
+    assert_eq!(app.count(&version(2)).await, 1);
+
+    // nbf is checked: a token not valid for another hour is refused, the same token valid
+    // from now is taken.
+    let user_id: i64 = app
+        .count(&format!("SELECT id AS n FROM acme.users WHERE email = '{email}'"))
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = |nbf: i64| {
+        json!({ "sub": user_id.to_string(), "tid": t.tenant.id, "iat": now, "nbf": nbf,
+                "exp": now + 3600, "iss": "crowdminder", "ver": 2, "jti": "x" })
+    };
+    let (code, error) = app
+        .gql_error(&t.host, Some(&signed_token(claims(now + 3600))), ME, json!({}))
+        .await;
+    assert_eq!(code, "UNAUTHENTICATED");
+    assert!(
+        error["message"].as_str().unwrap().contains("not valid yet"),
+        "{error}"
+    );
+    assert_eq!(
+        app.gql(&t.host, Some(&signed_token(claims(now))), ME, json!({}))
+            .await["me"]["email"],
+        email
+    );
+
+    // Deactivation ends login and API tokens, and reactivation revives neither.
+    let api = app
+        .gql(
+            &t.host,
+            Some(&current),
+            "mutation { createApiToken(name: \"script\") { secret } }",
+            json!({}),
+        )
+        .await["createApiToken"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        app.gql(&t.host, Some(&api), ME, json!({})).await["me"]["email"],
+        email
+    );
+    let id = app.gql(&t.host, Some(&current), "{ me { id } }", json!({})).await["me"]["id"].clone();
+    for active in [false, true] {
+        app.gql(
+            &t.host,
+            Some(&admin),
+            "mutation($id: ID!, $a: Boolean!) { updateUser(id: $id, input: {active: $a}) { active } }",
+            json!({ "id": id, "a": active }),
+        )
+        .await;
+    }
+    for token in [&current, &api] {
+        let (code, error) = app.gql_error(&t.host, Some(token), ME, json!({})).await;
+        assert_eq!(code, "UNAUTHENTICATED", "{error}");
+    }
+    let back = app.login(&t.host, email, "a-new-long-password").await;
+    assert_eq!(
+        app.gql(&t.host, Some(&back), ME, json!({})).await["me"]["email"],
+        email
+    );
+
+    // Wrong current passwords count as failed sign-ins of the account: two were spent above
+    // (a wrong current password, the old password), so three more reach the budget of five.
+    let mut refused = 0;
+    loop {
+        let (code, _) = app
+            .gql_error(
+                &t.host,
+                Some(&back),
+                CHANGE_PASSWORD,
+                json!({ "c": "wrong-wrong", "n": "a-third-long-password" }),
+            )
+            .await;
+        if code != "BAD_USER_INPUT" {
+            assert_eq!(code, "THROTTLED");
+            break;
+        }
+        refused += 1;
+        assert!(refused <= 5, "wrong current passwords are never throttled");
+    }
+    assert_eq!(refused, 3);
+    let (code, _) = app
+        .gql_error(
+            &t.host,
+            None,
+            LOGIN,
+            json!({ "e": email, "p": "a-new-long-password" }),
+        )
+        .await;
+    assert_eq!(code, "THROTTLED");
+}

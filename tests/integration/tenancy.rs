@@ -440,10 +440,8 @@ async fn migrate_brings_tenants_at_different_versions_up_and_names_failures() {
     roll_back_to(&mut conn, "far_behind", 1).await;
     roll_back_to(&mut conn, "broken", all.len() - 1).await;
     // Something in the way of the last migration: it must fail for this tenant alone.
-    let last_table = crate::common::first_table_created(TENANT_MIGRATIONS.last().unwrap().up);
-    conn.batch_execute(&format!("CREATE TABLE broken.{last_table} (x int)"))
-        .await
-        .unwrap();
+    let (put, take_away) = crate::common::obstruction("broken", TENANT_MIGRATIONS.last().unwrap().up);
+    conn.batch_execute(&put).await.unwrap();
     assert_eq!(applied(&mut conn, "far_behind").await, all[..1]);
 
     let (_, outcomes) = migrations::migrate_all(&app.pool, 2, None, |_, _, _| {})
@@ -461,9 +459,7 @@ async fn migrate_brings_tenants_at_different_versions_up_and_names_failures() {
     // The failed tenant is exactly as it was: nothing half-applied.
     assert_eq!(applied(&mut conn, "broken").await, all[..all.len() - 1]);
 
-    conn.batch_execute(&format!("DROP TABLE broken.{last_table}"))
-        .await
-        .unwrap();
+    conn.batch_execute(&take_away).await.unwrap();
     let (_, outcomes) = migrations::migrate_all(&app.pool, 2, None, |_, _, _| {})
         .await
         .unwrap();

@@ -621,17 +621,29 @@ where
     panic!("condition not met within 2 s");
 }
 
-/// The first table a migration creates: the tests put a table of that name in the way to
-/// make the migration fail.
-pub fn first_table_created(up_sql: &str) -> String {
-    let rest = up_sql
-        .split("CREATE TABLE ")
-        .nth(1)
-        .expect("the migration creates a table");
-    rest.split(|c: char| c.is_whitespace() || c == '(')
-        .next()
-        .unwrap()
-        .to_owned()
+/// Something to put in the way of a migration in `schema`, and how to take it away: a table
+/// of the name of the first table it creates, or else the first column it adds.
+pub fn obstruction(schema: &str, up_sql: &str) -> (String, String) {
+    let word_after = |marker: &str| {
+        up_sql.split(marker).nth(1).map(|rest| {
+            rest.split(|c: char| c.is_whitespace() || c == '(')
+                .find(|w| !w.is_empty())
+                .unwrap()
+                .to_owned()
+        })
+    };
+    if let Some(table) = word_after("CREATE TABLE ") {
+        return (
+            format!("CREATE TABLE {schema}.{table} (x int)"),
+            format!("DROP TABLE {schema}.{table}"),
+        );
+    }
+    let table = word_after("ALTER TABLE ").expect("the migration creates or alters a table");
+    let column = word_after("ADD COLUMN ").expect("the migration adds a column");
+    (
+        format!("ALTER TABLE {schema}.{table} ADD COLUMN {column} int"),
+        format!("ALTER TABLE {schema}.{table} DROP COLUMN {column}"),
+    )
 }
 
 /// Worker settings for tests: short lease, fast polls and retries.
