@@ -344,6 +344,11 @@ impl ServiceConfig {
         self.max_body_bytes + MAX_FILES_PER_REQUEST * self.file_max_bytes
     }
 
+    /// How long a request's body may take to arrive (at least a second).
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_seconds.max(1))
+    }
+
     pub fn jwt_ttl(&self) -> Duration {
         Duration::from_secs(u64::from(self.jwt_ttl_minutes) * 60)
     }

@@ -4,7 +4,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet,
+};
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::body::Body;
@@ -88,8 +91,7 @@ pub(super) async fn post(State(state): State<AppState>, request: Request) -> Res
         return upload(&state, &parts.headers, peer, content_type, body).await;
     }
     let config = &state.services.config;
-    let timeout = std::time::Duration::from_secs(config.body_timeout_seconds.max(1));
-    let bytes = match super::read_body(body, config.max_body_bytes, timeout).await {
+    let bytes = match super::read_body(body, config.max_body_bytes, config.body_timeout()).await {
         Ok(bytes) => bytes,
         Err(refusal) => return refusal,
     };
@@ -139,18 +141,14 @@ async fn upload(
         .into_data_stream()
         .map_err(std::io::Error::other)
         .into_async_read();
-    let timeout = std::time::Duration::from_secs(config.body_timeout_seconds.max(1));
+    let timeout = config.body_timeout();
     let received = tokio::time::timeout(
         timeout,
         async_graphql::http::receive_body(content_type, reader, options),
     )
     .await;
     match received {
-        Err(_) => (
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the body did not arrive within {} seconds", timeout.as_secs()),
-        )
-            .into_response(),
+        Err(_) => super::too_slow(timeout),
         Ok(Err(async_graphql::ParseRequestError::PayloadTooLarge)) => error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
             AppError::BadRequest(format!(
@@ -229,6 +227,50 @@ pub(super) async fn get(State(state): State<AppState>, request: Request) -> Resp
     }
 }
 
+/// The operation a request selects: its only one, or the one it names.
+fn selected_operation<'d>(
+    document: &'d ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'d OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(&op.node),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next().map(|op| &op.node),
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// Visits every field of `roots`, through inline fragments and each named fragment once,
+/// and into a field's own selection when `visit` says so.
+fn each_field<'d>(
+    document: &'d ExecutableDocument,
+    roots: impl IntoIterator<Item = &'d SelectionSet>,
+    mut visit: impl FnMut(&'d Field) -> bool,
+) {
+    let mut seen = std::collections::HashSet::new();
+    let mut pending: Vec<&SelectionSet> = roots.into_iter().collect();
+    while let Some(set) = pending.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    if visit(&field.node) {
+                        pending.push(&field.node.selection_set.node);
+                    }
+                }
+                Selection::InlineFragment(fragment) => pending.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if seen.insert(name)
+                        && let Some(fragment) = document.fragments.get(name)
+                    {
+                        pending.push(&fragment.node.selection_set.node);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Whether the operation the request selects is a mutation (and so may write). The parsed
 /// document stays in the request, so execution does not parse it again.
 fn operation_access(request: &mut async_graphql::Request) -> Access {
@@ -236,18 +278,9 @@ fn operation_access(request: &mut async_graphql::Request) -> Access {
     let Ok(document) = request.parsed_query() else {
         return Access::ReadOnly;
     };
-    let ty = match (&document.operations, name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    if ty == Some(OperationType::Mutation) {
-        Access::ReadWrite
-    } else {
-        Access::ReadOnly
+    match selected_operation(document, name.as_deref()) {
+        Some(op) if op.ty == OperationType::Mutation => Access::ReadWrite,
+        _ => Access::ReadOnly,
     }
 }
 
@@ -285,30 +318,21 @@ fn text_with_nul(request: &mut async_graphql::Request) -> Option<String> {
         return Some("query".to_owned());
     };
     let mut found = None;
-    let mut sets: Vec<&async_graphql::parser::types::SelectionSet> = document
+    let roots = document
         .operations
         .iter()
         .map(|(_, op)| &op.node.selection_set.node)
-        .chain(document.fragments.values().map(|f| &f.node.selection_set.node))
-        .collect();
-    while let Some(set) = sets.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    for (name, value) in &field.node.arguments {
-                        if let Ok(value) = value.node.clone().into_const_with(|_| Err::<Value, ()>(()))
-                            && let Some(path) = find(&value, &name.node)
-                        {
-                            found.get_or_insert(path);
-                        }
-                    }
-                    sets.push(&field.node.selection_set.node);
-                }
-                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
-                Selection::FragmentSpread(_) => {}
+        .chain(document.fragments.values().map(|f| &f.node.selection_set.node));
+    each_field(document, roots, |field| {
+        for (name, value) in &field.arguments {
+            if let Ok(value) = value.node.clone().into_const_with(|_| Err::<Value, ()>(()))
+                && let Some(path) = find(&value, &name.node)
+            {
+                found.get_or_insert(path);
             }
         }
-    }
+        true
+    });
     Some(found.unwrap_or_else(|| "query".to_owned()))
 }
 
@@ -320,46 +344,19 @@ const PASSWORD_CHECKS: [&str; 2] = ["login", "changePassword"];
 /// one request, past the throttle's count. Fragments are followed, each once.
 fn repeats_password_check(request: &mut async_graphql::Request) -> Option<&'static str> {
     let name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return None;
-    };
-    let operation = match (&document.operations, name.as_deref()) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
-        (DocumentOperations::Multiple(ops), None) => match ops.values().next() {
-            Some(op) if ops.len() == 1 => op,
-            _ => return None,
-        },
-    };
+    let document = request.parsed_query().ok()?;
+    let operation = selected_operation(document, name.as_deref())?;
     let mut checks = 0;
     let mut aliased = false;
     let mut last = None;
-    let mut seen = std::collections::HashSet::new();
-    let mut pending = vec![&operation.node.selection_set.node];
-    while let Some(set) = pending.pop() {
-        for item in &set.items {
-            match &item.node {
-                Selection::Field(field) => {
-                    if let Some(check) = PASSWORD_CHECKS.iter().find(|c| field.node.name.node == **c) {
-                        checks += 1;
-                        aliased |= field.node.alias.is_some();
-                        last = Some(*check);
-                    }
-                }
-                Selection::InlineFragment(fragment) => {
-                    pending.push(&fragment.node.selection_set.node);
-                }
-                Selection::FragmentSpread(spread) => {
-                    let name = &spread.node.fragment_name.node;
-                    if seen.insert(name.clone())
-                        && let Some(fragment) = document.fragments.get(name)
-                    {
-                        pending.push(&fragment.node.selection_set.node);
-                    }
-                }
-            }
+    each_field(document, [&operation.selection_set.node], |field| {
+        if let Some(check) = PASSWORD_CHECKS.iter().find(|c| field.name.node == **c) {
+            checks += 1;
+            aliased |= field.alias.is_some();
+            last = Some(*check);
         }
-    }
+        false
+    });
     if checks > 1 || aliased { last } else { None }
 }
 

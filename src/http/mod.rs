@@ -108,12 +108,17 @@ pub(crate) async fn read_body(
             format!("the body exceeds {limit} bytes"),
         )
             .into_response()),
-        Err(_) => Err((
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the body did not arrive within {} seconds", timeout.as_secs()),
-        )
-            .into_response()),
+        Err(_) => Err(too_slow(timeout)),
     }
+}
+
+/// The answer to a body that did not arrive within `timeout`.
+pub(crate) fn too_slow(timeout: Duration) -> Response {
+    (
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the body did not arrive within {} seconds", timeout.as_secs()),
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

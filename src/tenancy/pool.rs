@@ -31,18 +31,49 @@ pub type PooledConn = Object<AsyncPgConnection>;
 pub struct DbPool {
     inner: Pool<AsyncPgConnection>,
     statement_timeout_ms: u64,
-    report_timeout_ms: u64,
+    /// The statements that put a unit under the report timeout and back under its own.
+    report_sql: Arc<(String, String)>,
     shares: Arc<TenantShares>,
 }
 
-/// What each tenant may hold of the pool at once: a semaphore per tenant, made when the
-/// tenant first asks, of `share` permits. A unit holds one from its first connection to
-/// its end, so one tenant's burst waits on its own share while the rest of the pool
-/// serves the others.
+/// What each tenant may hold of the pool at once: a semaphore per tenant of `share`
+/// permits. A unit holds one from its first connection to its end, so one tenant's burst
+/// waits on its own share while the rest of the pool serves the others.
 struct TenantShares {
     share: usize,
     wait: Duration,
-    tenants: moka::sync::Cache<i64, Arc<Semaphore>>,
+    tenants: std::sync::Mutex<Semaphores>,
+}
+
+/// Each tenant's semaphore, kept only while a unit holds or awaits one of its permits (a
+/// tenant with none gets a whole one anew), so no tenant ever has two at once.
+struct Semaphores {
+    by_tenant: std::collections::HashMap<i64, std::sync::Weak<Semaphore>>,
+    /// When the map reaches this many entries, those of tenants gone quiet are dropped.
+    sweep_at: usize,
+}
+
+impl TenantShares {
+    fn semaphore(&self, tenant: i64) -> Arc<Semaphore> {
+        let mut semaphores = self
+            .tenants
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(semaphore) = semaphores
+            .by_tenant
+            .get(&tenant)
+            .and_then(std::sync::Weak::upgrade)
+        {
+            return semaphore;
+        }
+        if semaphores.by_tenant.len() >= semaphores.sweep_at {
+            semaphores.by_tenant.retain(|_, s| s.strong_count() > 0);
+            semaphores.sweep_at = (semaphores.by_tenant.len() * 2).max(1024);
+        }
+        let semaphore = Arc::new(Semaphore::new(self.share));
+        semaphores.by_tenant.insert(tenant, Arc::downgrade(&semaphore));
+        semaphore
+    }
 }
 
 /// A tenant unit's place in its tenant's share of the pool.
@@ -126,9 +157,7 @@ impl DbPool {
     /// be (`DB_WAIT_TIMEOUT_MS`), then `Unavailable`.
     pub(super) async fn share_of(&self, tenant: i64) -> AppResult<SharePermit> {
         let shares = &self.shares;
-        let semaphore = shares
-            .tenants
-            .get_with(tenant, || Arc::new(Semaphore::new(shares.share)));
+        let semaphore = shares.semaphore(tenant);
         match tokio::time::timeout(shares.wait, semaphore.acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(AppError::Unavailable),
@@ -145,17 +174,8 @@ impl DbPool {
 
     /// The statement that gives a report's statements their own timeout, and the one that
     /// gives the rest of the unit its own back (both for this transaction only).
-    pub fn report_timeout_sql(&self) -> (String, String) {
-        (
-            format!(
-                "SELECT set_config('statement_timeout', '{}', true)",
-                self.report_timeout_ms
-            ),
-            format!(
-                "SELECT set_config('statement_timeout', '{}', true)",
-                self.statement_timeout_ms
-            ),
-        )
+    pub fn report_timeout_sql(&self) -> (&str, &str) {
+        (&self.report_sql.0, &self.report_sql.1)
     }
 }
 
@@ -271,16 +291,69 @@ pub fn build_pool(config: &DatabaseConfig) -> anyhow::Result<DbPool> {
     Ok(DbPool {
         inner: pool,
         statement_timeout_ms: config.statement_timeout_ms,
-        report_timeout_ms: config.report_timeout_ms(),
+        report_sql: Arc::new((
+            format!(
+                "SELECT set_config('statement_timeout', '{}', true)",
+                config.report_timeout_ms()
+            ),
+            format!(
+                "SELECT set_config('statement_timeout', '{}', true)",
+                config.statement_timeout_ms
+            ),
+        )),
         shares: Arc::new(TenantShares {
             share: config.tenant_share(),
             wait: config.wait_timeout(),
-            // Idle semaphores of tenants gone quiet are dropped; one held by a unit lives
-            // on in its permits.
-            tenants: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_idle(Duration::from_secs(600))
-                .build(),
+            tenants: std::sync::Mutex::new(Semaphores {
+                by_tenant: std::collections::HashMap::new(),
+                sweep_at: 1024,
+            }),
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(share: usize) -> TenantShares {
+        TenantShares {
+            share,
+            wait: Duration::from_millis(10),
+            tenants: std::sync::Mutex::new(Semaphores {
+                by_tenant: std::collections::HashMap::new(),
+                sweep_at: 1024,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_tenant_has_one_semaphore_while_any_permit_is_held_and_quiet_ones_go() {
+        let shares = shares(2);
+        let first = shares.semaphore(1).try_acquire_owned().unwrap();
+        let second = shares.semaphore(1).try_acquire_owned().unwrap();
+        assert!(
+            shares.semaphore(1).try_acquire_owned().is_err(),
+            "the share is taken"
+        );
+        assert_eq!(
+            shares.semaphore(2).available_permits(),
+            2,
+            "another tenant's is whole"
+        );
+        // However many tenants come and go meanwhile, the held one is kept, and the map
+        // stays bounded.
+        for tenant in 10..5_000 {
+            drop(shares.semaphore(tenant).try_acquire_owned().unwrap());
+        }
+        assert!(
+            shares.semaphore(1).try_acquire_owned().is_err(),
+            "still one semaphore"
+        );
+        assert!(shares.tenants.lock().unwrap().by_tenant.len() <= 1024);
+        drop(first);
+        assert_eq!(shares.semaphore(1).available_permits(), 1);
+        drop(second);
+        assert_eq!(shares.semaphore(1).available_permits(), 2);
+    }
 }

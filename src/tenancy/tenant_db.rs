@@ -305,7 +305,7 @@ impl TenantDb {
 impl TenantDb {
     /// The statement that puts the rest of the unit's statements under the report timeout:
     /// for a report that is the unit's last work (the CSV, streamed to its end).
-    pub fn report_limit_sql(&self) -> String {
+    pub fn report_limit_sql(&self) -> &str {
         self.pool.report_timeout_sql().0
     }
 
@@ -321,9 +321,9 @@ impl TenantDb {
     {
         let (limit, restore) = self.pool.report_timeout_sql();
         let mut conn = self.conn().await?;
-        conn.batch_execute(&limit).await?;
+        conn.batch_execute(limit).await?;
         let value = work(&mut conn).await?;
-        conn.batch_execute(&restore).await?;
+        conn.batch_execute(restore).await?;
         Ok(value)
     }
 }

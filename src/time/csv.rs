@@ -195,7 +195,7 @@ pub fn stream(
             writer.write_record(header(&keys)).map_err(AppError::internal)?;
             {
                 let mut conn = db.conn().await?;
-                conn.batch_execute(&db.report_limit_sql()).await?;
+                conn.batch_execute(db.report_limit_sql()).await?;
                 let names = names(&mut conn, &keys).await?;
                 let mut rows = reports::report_query(&settings, &request.report)
                     .load_stream::<ReportRow>(&mut *conn)
