@@ -25,17 +25,23 @@
 #                              and while one tenant sends the most expensive request allowed
 #                              from 8 connections
 #                              BENCH_SECONDS=10 BENCH_SAMPLES=200
+#   scripts/bench.sh api       the API's reads (pages of entries, me, tenantSettings,
+#                              clients, billableHours) under wrk -c8 against pgbench running
+#                              the leanest SQL for each, taking turns: req/s, p50/p99, CPU
+#                              per request of the server and of PostgreSQL; latency with one
+#                              connection; memory after a spread over 1,000 tenants
+#                              BENCH_SECONDS=10 BENCH_ROUNDS=3 BENCH_TENANTS=1000
 set -euo pipefail
 cd "$(dirname "$0")/.."
 name=${1:-}
 case "$name" in
-  tenancy | jobs | time | leave | billing | hostile) ;;
+  tenancy | jobs | time | leave | billing | hostile | api) ;;
   *)
-    echo "usage: $0 tenancy | jobs | time | leave | billing | hostile" >&2
+    echo "usage: $0 tenancy | jobs | time | leave | billing | hostile | api" >&2
     exit 2
     ;;
 esac
-if [[ $name == tenancy || $name == time ]]; then
+if [[ $name == tenancy || $name == time || $name == api ]]; then
   command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 fi
 server=$(scripts/pg.sh start .data/postgres-bench 54331)
@@ -44,7 +50,7 @@ psql "$server" -qc "DROP DATABASE IF EXISTS crowdminder_bench_$name WITH (FORCE)
 # These two time server processes of their own: straight to PostgreSQL and through a
 # private pgbouncer in transaction mode (8 server connections), side by side.
 pooled=
-if [[ $name == hostile ]]; then
+if [[ $name == hostile || $name == api ]]; then
   cargo build --release --bin crowdminder
 fi
 if [[ $name == tenancy || $name == time ]]; then
