@@ -137,8 +137,9 @@ async fn fill(conn: &mut AsyncPgConnection) {
         .unwrap();
 }
 
-/// CPU ticks used so far by every PostgreSQL process on the machine (the benchmark's
-/// cluster is the only busy one).
+/// CPU ticks used so far by PostgreSQL: every live PostgreSQL process's own, and what the
+/// ones that ended left in their parent's count (pgbench's backends end with each run).
+/// The benchmark's cluster is the only busy one on the machine.
 fn postgres_ticks() -> f64 {
     let mut ticks = 0.0;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -150,16 +151,17 @@ fn postgres_ticks() -> f64 {
             continue;
         };
         if stat.contains("(postgres)") {
-            ticks += cpu_ticks_of(&stat);
+            ticks += cpu_ticks_with_children(&stat);
         }
     }
     ticks
 }
 
-fn cpu_ticks_of(stat: &str) -> f64 {
+/// utime + stime + cutime + cstime of a /proc stat line.
+fn cpu_ticks_with_children(stat: &str) -> f64 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()
+    fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum()
 }
 
 const TICKS_PER_SECOND: f64 = 100.0;

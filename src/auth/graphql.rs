@@ -46,6 +46,9 @@ impl RequestActor for RequestContext {
     }
 }
 
+/// The signed-in user's row, once read in a request.
+struct Me(tokio::sync::OnceCell<Option<User>>);
+
 /// The user a list is narrowed to: members always see only themselves; managers and admins
 /// see the user asked for (a global `User` id in `field`), or everyone.
 pub fn own_or_asked(actor: &Actor, field: &str, asked: Option<ID>) -> AppResult<Option<i64>> {
@@ -238,9 +241,22 @@ pub struct AuthQuery;
 impl AuthQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserNode> {
-        let user_id = ctx.request().actor().await?.user_id;
-        let user = UserNode::visible(ctx, user_id).await?;
-        Ok(user.ok_or(AppError::Unauthenticated("the user no longer exists"))?)
+        let req = ctx.request();
+        let user_id = req.actor().await?.user_id;
+        // Read at once, not through the loader: nothing else is waiting to batch with it.
+        // However often `me` is asked in a request, it is read once.
+        let me = req.kept(|| Me(tokio::sync::OnceCell::new()));
+        let user =
+            me.0.get_or_try_init(|| async {
+                req.db
+                    .read(async |conn| users::find_on(conn, user_id).await)
+                    .await
+            })
+            .await?;
+        Ok(UserNode(
+            user.clone()
+                .ok_or(AppError::Unauthenticated("the user no longer exists"))?,
+        ))
     }
 
     /// Users of this tenant, by id (admins and managers).

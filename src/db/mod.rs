@@ -63,6 +63,49 @@ pub struct Keyset {
     pub limit: i64,
 }
 
+/// `ORDER BY <order> LIMIT <limit>` with the limit written into the statement rather than
+/// bound. PostgreSQL keeps one plan per prepared statement once it trusts a generic one,
+/// and a generic plan cannot know a bound LIMIT: it assumes a tenth of the table, or plans
+/// every execution afresh. Written in, each page size is its own statement with a plan
+/// made for it. Diesel binds whatever `.limit()` is given, so the limit rides at the end of
+/// the ORDER BY clause; nothing may be ordered after it.
+///
+/// Its query id is not static: diesel then keys its statement cache by the SQL text, which
+/// holds the limit, so two page sizes never share a prepared statement.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderedLimit<O> {
+    pub order: O,
+    pub limit: i64,
+}
+
+impl<O> diesel::query_builder::QueryId for OrderedLimit<O> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<O: diesel::Expression> diesel::Expression for OrderedLimit<O> {
+    type SqlType = O::SqlType;
+}
+
+impl<O: diesel::AppearsOnTable<QS>, QS> diesel::AppearsOnTable<QS> for OrderedLimit<O> {}
+
+impl<O: diesel::expression::ValidGrouping<G>, G> diesel::expression::ValidGrouping<G> for OrderedLimit<O> {
+    type IsAggregate = O::IsAggregate;
+}
+
+impl<O: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for OrderedLimit<O>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.order.walk_ast(out.reborrow())?;
+        out.push_sql(&format!(" LIMIT {}", self.limit.max(0)));
+        Ok(())
+    }
+}
+
 /// The query of one [`Keyset`] page of `$table`'s `$row`s, boxed for the filters a rule
 /// file adds.
 macro_rules! keyset_page {
@@ -70,8 +113,10 @@ macro_rules! keyset_page {
         let keyset: $crate::db::Keyset = $keyset;
         let mut query = $table::table
             .select(<$row>::as_select())
-            .order($table::id)
-            .limit(keyset.limit)
+            .order($crate::db::OrderedLimit {
+                order: $table::id,
+                limit: keyset.limit,
+            })
             .into_boxed();
         if let Some(after) = keyset.after {
             query = query.filter($table::id.gt(after));

@@ -1,6 +1,8 @@
 //! GraphQL for time entries, timers, timesheets and reports. Members see and change only
 //! their own time; managers and admins everyone's.
 
+use std::collections::HashMap;
+
 use async_graphql::connection::{CursorType, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -13,7 +15,7 @@ use crate::auth::users::User;
 use crate::auth::{Actor, Role};
 use crate::error::{AppError, AppResult};
 use crate::graphql::support::{
-    ById, ContextExt, NodeType, Page, PageArgs, expect_global_id, global_id, load_all, prefetch,
+    ById, ContextExt, NodeType, Page, PageArgs, expect_global_id, global_id, prefetch,
 };
 use crate::settings;
 use crate::settings::graphql::RequestSettings;
@@ -425,13 +427,35 @@ impl TimeQuery {
             statuses: f.statuses,
             running: f.running,
         };
-        // Usually the request's first statement: it goes out together with the BEGIN.
+        // Usually the request's first statement: it goes out together with the BEGIN. The
+        // page's projects, clients and tasks come with it, and its users when selected (on
+        // edges' nodes or on nodes).
         let limit = page.keyset().limit;
         let filter = &filter;
-        let mut rows = req
-            .db
-            .read(async |conn| entry_pages::page_on(conn, filter, after, limit).await)
-            .await?;
+        let look = ctx.look_ahead();
+        let with_users = look.field("edges").field("node").field("user").exists()
+            || look.field("nodes").field("user").exists();
+        let (mut rows, users) = if with_users {
+            let joined = req
+                .db
+                .read(async |conn| entry_pages::page_with_users_on(conn, filter, after, limit).await)
+                .await?;
+            let mut users = HashMap::new();
+            let mut rows = Vec::with_capacity(joined.len());
+            for (row, user) in joined {
+                if actor.may_see(user.id) {
+                    users.entry(user.id).or_insert(user);
+                }
+                rows.push(row);
+            }
+            (rows, Some(users))
+        } else {
+            let rows = req
+                .db
+                .read(async |conn| entry_pages::page_on(conn, filter, after, limit).await)
+                .await?;
+            (rows, None)
+        };
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
         // Members do not see where clients are billed (as `Client.billingEmail` answers).
@@ -440,17 +464,6 @@ impl TimeQuery {
                 client.billing_email = None;
             }
         }
-        // The page's projects, clients and tasks came with it; its users take one more
-        // statement, when selected (on edges' nodes or on nodes).
-        let look = ctx.look_ahead();
-        let users = if look.field("edges").field("node").field("user").exists()
-            || look.field("nodes").field("user").exists()
-        {
-            let visible = rows.iter().map(|(e, ..)| e.user_id).filter(|u| actor.may_see(*u));
-            Some(load_all(&req.loader::<ById<User>>(), visible).await?)
-        } else {
-            None
-        };
         let settings = req.settings().await?;
         Ok(EntryPage {
             rows,
