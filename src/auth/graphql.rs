@@ -319,7 +319,7 @@ impl AuthMutation {
         let email = email.trim();
         let tenant_id = req.db.tenant().id;
         let throttle = req.services.get::<CredentialThrottle>();
-        throttle.admit(tenant_id, Some(email), req.client)?;
+        let _checking = throttle.admit_password(tenant_id, email, req.client)?;
         let found = {
             let mut conn = req.db.conn().await?;
             users::find_for_login(&mut conn, email).await?
@@ -376,16 +376,20 @@ impl AuthMutation {
             return Err(AppError::bad_input("newPassword", "the new password is the current one").into());
         }
         let tenant_id = req.db.tenant().id;
-        let (email, hash) = {
+        let (email, hash, version) = {
             let mut conn = req.db.conn().await?;
             users_table::table
                 .find(actor.user_id)
-                .select((users_table::email, users_table::password_hash))
-                .first::<(String, Option<String>)>(&mut *conn)
+                .select((
+                    users_table::email,
+                    users_table::password_hash,
+                    users_table::token_version,
+                ))
+                .first::<(String, Option<String>, i64)>(&mut *conn)
                 .await?
         };
         let throttle = req.services.get::<CredentialThrottle>();
-        throttle.admit(tenant_id, Some(&email), req.client)?;
+        let _checking = throttle.admit_password(tenant_id, &email, req.client)?;
         // Verifying and hashing take tens of milliseconds each: no connection is held.
         req.db.commit().await?;
         if !password::verify(hash, Secret::new(current_password)).await? {
@@ -396,15 +400,25 @@ impl AuthMutation {
         let user = req
             .db
             .in_savepoint(async |conn| {
-                let user = diesel::update(users_table::table.find(actor.user_id))
-                    .set((
-                        users_table::password_hash.eq(&new_hash),
-                        users_table::token_version.eq(users_table::token_version + 1),
-                        users_table::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .returning(User::as_returning())
-                    .get_result(conn)
-                    .await?;
+                // Only if nothing changed since the current password was checked: another
+                // password change, a sign-out or a deactivation meanwhile moved the version
+                // on, and this change must not undo it.
+                let user = diesel::update(
+                    users_table::table
+                        .find(actor.user_id)
+                        .filter(users_table::token_version.eq(version))
+                        .filter(users_table::active.eq(true)),
+                )
+                .set((
+                    users_table::password_hash.eq(&new_hash),
+                    users_table::token_version.eq(users_table::token_version + 1),
+                    users_table::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(User::as_returning())
+                .get_result(conn)
+                .await
+                .optional()?
+                .ok_or(AppError::Unauthenticated(super::SIGNED_OUT))?;
                 let notice = AuthEmail::PasswordChanged { user_id: user.id };
                 crate::jobs::enqueue(conn, notice.job(tenant_id)).await?;
                 announce_auth_change(&req.db, conn, &req.services.shared::<ActorCache>()).await?;
@@ -521,6 +535,19 @@ impl AuthMutation {
         let api_token = req
             .db
             .in_savepoint(async |conn| {
+                // The user stays active until the token is in: a deactivation waits for
+                // this, and then revokes it with the rest.
+                users_table::table
+                    .find(actor.user_id)
+                    .filter(users_table::active.eq(true))
+                    .select(users_table::id)
+                    .for_share()
+                    .first::<i64>(conn)
+                    .await
+                    .optional()?
+                    .ok_or(AppError::Unauthenticated(
+                        "the user no longer exists or is deactivated",
+                    ))?;
                 Ok(diesel::insert_into(api_tokens::table)
                     .values((
                         api_tokens::user_id.eq(actor.user_id),

@@ -5,7 +5,9 @@
 //!
 //! Only failures count: an office behind one address signing in all at once is not slowed,
 //! and a right password is never refused unless the account or the address was already
-//! over its budget of wrong ones.
+//! over its budget of wrong ones. Each account has one password check under way at a
+//! time ([`CredentialThrottle::admit_password`]), so guesses sent at once cannot all pass
+//! before the first failure is counted.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -37,6 +39,23 @@ pub struct CredentialThrottle {
     blocked: moka::sync::Cache<Key, Instant>,
     clock: DefaultClock,
     failures: AtomicU64,
+    /// Accounts with a password check under way: one at a time each, so that every failure
+    /// is counted before the next guess is tried, however many are sent at once.
+    checking: std::sync::Mutex<std::collections::HashSet<Key>>,
+}
+
+/// An account's password check under way; the account is free again when it drops.
+pub struct Checking<'a> {
+    throttle: &'a CredentialThrottle,
+    key: Option<Key>,
+}
+
+impl Drop for Checking<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.throttle.checking_accounts().remove(&key);
+        }
+    }
 }
 
 /// What limits the limiters' memory: every so many failures, keys whose budget is whole
@@ -59,7 +78,34 @@ impl CredentialThrottle {
                 .build(),
             clock: DefaultClock::default(),
             failures: AtomicU64::new(0),
+            checking: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    fn checking_accounts(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<Key>> {
+        self.checking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Before a password check of an account: [`CredentialThrottle::admit`], and then the
+    /// account's one check at a time, held until the returned guard drops (after the
+    /// failure, if any, is counted). A second check of the same account meanwhile is
+    /// `THROTTLED` for a second.
+    pub fn admit_password(
+        &self,
+        tenant_id: i64,
+        email: &str,
+        address: Option<IpAddr>,
+    ) -> AppResult<Checking<'_>> {
+        self.admit(tenant_id, Some(email), address)?;
+        let key = Self::keys(tenant_id, Some(email), None).into_iter().next();
+        if let Some(key) = &key
+            && !self.checking_accounts().insert(key.clone())
+        {
+            return Err(throttled(Duration::from_secs(1)));
+        }
+        Ok(Checking { throttle: self, key })
     }
 
     fn keys(tenant_id: i64, email: Option<&str>, address: Option<IpAddr>) -> Vec<Key> {
@@ -145,6 +191,23 @@ mod tests {
         throttle.admit(1, Some("bob@example.com"), address).unwrap();
         throttle.admit(2, Some("ann@example.com"), address).unwrap();
         throttle.admit(1, None, address).unwrap();
+    }
+
+    #[test]
+    fn an_account_has_one_password_check_under_way_at_a_time() {
+        let throttle = CredentialThrottle::new(5, 100);
+        let first = throttle.admit_password(1, "ann@example.com", None).unwrap();
+        assert!(matches!(
+            throttle.admit_password(1, "ANN@example.com", None),
+            Err(AppError::Throttled {
+                retry_after_seconds: 1
+            })
+        ));
+        // Another account, or the same email in another tenant, is not held up.
+        let other = throttle.admit_password(1, "bob@example.com", None).unwrap();
+        let elsewhere = throttle.admit_password(2, "ann@example.com", None).unwrap();
+        drop((first, other, elsewhere));
+        throttle.admit_password(1, "ann@example.com", None).unwrap();
     }
 
     #[test]

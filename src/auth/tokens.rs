@@ -24,7 +24,9 @@ pub struct Claims {
     /// The tenant's registry id: a token works only on that tenant's hosts.
     pub tid: i64,
     pub iat: i64,
-    /// Not valid before: the moment of issue.
+    /// Not valid before: the moment of issue. Tokens issued before it was written have
+    /// none, and are checked as ever.
+    #[serde(default)]
     pub nbf: i64,
     pub exp: i64,
     pub iss: String,

@@ -103,10 +103,22 @@ async fn two_hundred_concurrent_logins_keep_memory_bounded_and_the_rest_are_told
     let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
     assert_eq!(status, 200, "{body}");
     let before = peak_resident(pid);
+    // 200 accounts (one password check runs at a time per account), each with the
+    // admin's password.
+    app.exec(
+        "INSERT INTO acme.users (email, name, role, password_hash)
+         SELECT 'user' || i || '@acme.test', 'User ' || i, 'MEMBER', (SELECT password_hash FROM acme.users WHERE id = 1)
+         FROM generate_series(1, 200) i",
+    )
+    .await;
 
-    let storm = (0..200).map(|_| {
+    let storm = (0..200).map(|n| {
         let client = client.clone();
-        let (host, email, password) = (t.host.clone(), t.admin_email.clone(), t.admin_password.clone());
+        let (host, email, password) = (
+            t.host.clone(),
+            format!("user{}@acme.test", n + 1),
+            t.admin_password.clone(),
+        );
         tokio::spawn(async move { login(&client, port, &host, &email, &password).await })
     });
     let answers = futures_util::future::join_all(storm).await;
@@ -252,6 +264,29 @@ async fn the_sixth_wrong_password_in_a_minute_is_throttled_while_another_account
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     let (status, _, body) = login(&client, port, &t.host, &t.admin_email, &t.admin_password).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_sent_at_once_get_no_more_tries_than_the_budget() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let (_server, port, client) = server(&app, &[]).await;
+    // 40 wrong passwords for one account at once, from 40 connections.
+    let attempts = (0..40).map(|n| {
+        let (client, host, email) = (client.clone(), t.host.clone(), t.admin_email.clone());
+        async move { login(&client, port, &host, &email, &format!("guess-{n}-password")).await }
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let tried = answers
+        .iter()
+        .filter(|(_, _, body)| code(body) == "UNAUTHENTICATED")
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|(status, _, body)| *status == 429 && code(body) == "THROTTLED")
+        .count();
+    assert_eq!(tried + refused, 40, "{answers:?}");
+    assert!(tried <= 5, "{tried} passwords were tried, past the budget of 5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1201,4 +1236,78 @@ async fn logout_password_changes_and_deactivation_end_earlier_tokens_and_nbf_is_
         )
         .await;
     assert_eq!(code, "THROTTLED");
+}
+
+/// Runs `request` while `other` holds a transaction open, committing it after `held`: the
+/// request's answer, and whether it came after the commit.
+async fn racing_a_commit<T>(
+    other: &mut diesel_async::AsyncPgConnection,
+    held: Duration,
+    request: impl Future<Output = T>,
+) -> (T, bool) {
+    use diesel_async::SimpleAsyncConnection;
+    let started = std::time::Instant::now();
+    let ((answer, answered_at), committed_at) = tokio::join!(
+        async {
+            let answer = request.await;
+            (answer, started.elapsed())
+        },
+        async {
+            tokio::time::sleep(held).await;
+            other.batch_execute("COMMIT").await.unwrap();
+            started.elapsed()
+        }
+    );
+    (answer, answered_at >= committed_at)
+}
+
+#[tokio::test]
+async fn an_api_token_or_a_password_change_racing_a_deactivation_or_sign_out_loses() {
+    use diesel_async::SimpleAsyncConnection;
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let email = "m@acme.example";
+    let member = app.create_user(&t, &admin, email, "MEMBER").await;
+    let held = Duration::from_millis(400);
+
+    // A sign-out of the member commits while their password change is under way: the
+    // change waits for it and is refused; the password is the old one.
+    let mut other = app.raw_conn().await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE acme.users SET token_version = token_version + 1 WHERE email = '{email}'"
+        ))
+        .await
+        .unwrap();
+    let change = app.gql_error(
+        &t.host,
+        Some(&member),
+        CHANGE_PASSWORD,
+        json!({ "c": "a-good-long-password", "n": "a-new-long-password" }),
+    );
+    let ((refused, error), after_commit) = racing_a_commit(&mut other, held, change).await;
+    assert_eq!(refused, "UNAUTHENTICATED", "{error}");
+    assert!(after_commit, "the change waited for the sign-out");
+    app.login(&t.host, email, "a-good-long-password").await;
+
+    // A deactivation commits while the member creates an API token: the token is refused
+    // and none is left that a reactivation could revive.
+    let member = app.login(&t.host, email, "a-good-long-password").await;
+    other
+        .batch_execute(&format!(
+            "BEGIN; UPDATE acme.users SET active = false, token_version = token_version + 1 WHERE email = '{email}'"
+        ))
+        .await
+        .unwrap();
+    let create = app.post(
+        &t.host,
+        Some(&member),
+        "mutation { createApiToken(name: \"late\") { secret } }",
+        json!({}),
+    );
+    let ((_, body), after_commit) = racing_a_commit(&mut other, held, create).await;
+    assert_eq!(code(&body), "UNAUTHENTICATED", "{body}");
+    assert!(after_commit, "the token waited for the deactivation");
+    assert_eq!(app.count("SELECT count(*) AS n FROM acme.api_tokens").await, 0);
 }

@@ -11,6 +11,19 @@ use crate::tenancy::TenantDb;
 
 const MAX_PAGE: i32 = 100;
 
+/// The row counts pages are fetched in (the last one is `MAX_PAGE + 1`).
+const FETCH_SIZES: [i64; 5] = [2, 11, 26, 51, MAX_PAGE as i64 + 1];
+
+/// The smallest fetch size that holds `first` rows and one more.
+fn fetch_size(first: usize) -> i64 {
+    let wanted = first as i64 + 1;
+    FETCH_SIZES
+        .iter()
+        .copied()
+        .find(|size| *size >= wanted)
+        .unwrap_or(wanted)
+}
+
 /// A Relay connection keyed by row id.
 pub type Page<N> = Connection<OpaqueCursor<i64>, N, EmptyFields, EmptyFields>;
 
@@ -42,11 +55,15 @@ impl PageArgs {
         })
     }
 
-    /// The rows to fetch: one more than asked, to tell whether a next page exists.
+    /// The rows to fetch: at least one more than asked, to tell whether a next page exists,
+    /// rounded up to one of a few sizes. Page sizes are written into the statements (see
+    /// [`crate::db::OrderedLimit`]), so each size is a statement every connection keeps
+    /// prepared: a handful of sizes keeps that a handful per page shape, whatever `first`
+    /// clients send.
     pub fn keyset(&self) -> Keyset {
         Keyset {
             after: self.after,
-            limit: self.first as i64 + 1,
+            limit: fetch_size(self.first),
         }
     }
 
@@ -74,5 +91,22 @@ impl PageArgs {
             .edges
             .extend(rows.into_iter().map(|r| Edge::new(OpaqueCursor(id(&r)), node(r))));
         connection
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_fetched_in_a_few_sizes_each_holding_one_more_row_than_asked() {
+        let sizes: std::collections::BTreeSet<i64> = (0..=MAX_PAGE as usize).map(fetch_size).collect();
+        assert_eq!(sizes.into_iter().collect::<Vec<_>>(), FETCH_SIZES);
+        for first in 0..=MAX_PAGE as usize {
+            assert!(fetch_size(first) > first as i64, "{first}");
+        }
+        assert_eq!(fetch_size(20), 26);
+        assert_eq!(fetch_size(25), 26);
+        assert_eq!(fetch_size(26), 51);
     }
 }
