@@ -24,8 +24,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::{
-    JWT_SECRET, Route, cpu_ticks, database_url, env_or, median, memory, prepare, runtime, start_server,
-    tenant, write_wrk_script,
+    JWT_SECRET, Route, WrkRun, cpu_ticks, database_url, env_or, median, memory, prepare, runtime,
+    start_server, stat_ticks, tenant, write_wrk_script, wrk_run,
 };
 use crowdminder::auth::tokens::{JwtKeys, TokenSubject};
 use crowdminder::config::ServiceConfig;
@@ -151,17 +151,10 @@ fn postgres_ticks() -> f64 {
             continue;
         };
         if stat.contains("(postgres)") {
-            ticks += cpu_ticks_with_children(&stat);
+            ticks += stat_ticks(&stat).iter().sum::<f64>();
         }
     }
     ticks
-}
-
-/// utime + stime + cutime + cstime of a /proc stat line.
-fn cpu_ticks_with_children(stat: &str) -> f64 {
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11..15].iter().map(|f| f.parse::<f64>().unwrap()).sum()
 }
 
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -176,65 +169,14 @@ struct Run {
     postgres_us: f64,
 }
 
-/// wrk with `--latency`: (req/s, requests, p50 ms, p99 ms).
-fn wrk(script: &Path, seconds: u64, connections: usize, port: u16) -> (f64, f64, f64, f64) {
-    let threads = connections.min(2);
-    let out = Command::new("wrk")
-        .args([
-            &format!("-t{threads}"),
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--latency",
-            "-s",
-        ])
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{port}/graphql"))
-        .output()
-        .expect("wrk is installed (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("Non-2xx") && !text.contains("bad response"),
-        "errors under load:\n{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no throughput in wrk output:\n{text}"));
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
-    let at = |p: &str| {
-        text.lines()
-            .map(str::trim)
-            .find_map(|l| l.strip_prefix(p))
-            .map(|v| duration_ms(v.trim()))
-            .unwrap_or_else(|| panic!("no {p} latency in wrk output:\n{text}"))
-    };
-    (rps, requests, at("50%"), at("99%"))
-}
-
-/// wrk's "1.23ms", "456.00us", "1.02s" in milliseconds.
-fn duration_ms(text: &str) -> f64 {
-    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1000.0)
-    } else {
-        panic!("a wrk duration: {text}")
-    };
-    number.parse::<f64>().unwrap() * factor
-}
-
 fn measure_api(script: &Path, seconds: u64, connections: usize, server: u32, port: u16) -> Run {
     let (server_before, pg_before) = (cpu_ticks(server), postgres_ticks());
-    let (rps, requests, p50_ms, p99_ms) = wrk(script, seconds, connections, port);
+    let WrkRun {
+        rps,
+        requests,
+        p50_ms,
+        p99_ms,
+    } = wrk_run(script, seconds, connections, port);
     let server_used = (cpu_ticks(server) - server_before) / TICKS_PER_SECOND;
     let pg_used = (postgres_ticks() - pg_before) / TICKS_PER_SECOND;
     Run {
@@ -400,7 +342,7 @@ fn main() {
     let pid = server.id();
     // Warm-up: every read, and every floor, once.
     for (api, floor) in &scripts {
-        wrk(api, 3, 8, PORT);
+        wrk_run(api, 3, 8, PORT);
         measure_floor(&url, floor, 2);
     }
     let mut api_runs = vec![Vec::new(); reads.len()];
@@ -449,7 +391,7 @@ fn main() {
     let mut single = vec![Vec::new(); reads.len()];
     for _ in 0..rounds {
         for (i, (api, _)) in scripts.iter().enumerate() {
-            single[i].push(wrk(api, 5, 1, PORT).2);
+            single[i].push(wrk_run(api, 5, 1, PORT).p50_ms);
         }
     }
     println!("\none connection (wrk -c1), p50 ms, median of {rounds} runs of 5 s:");

@@ -162,8 +162,30 @@ pub fn start_server(port: u16, pool_size: usize, url: &str, route: &Route) -> Ch
 /// Requests per second and requests completed in one wrk run of `script` (2 threads,
 /// `connections` connections) against the server on `port`; fails on any error answer.
 pub fn run_wrk(script: &Path, seconds: u64, connections: usize, port: u16) -> (f64, f64) {
+    let run = wrk_run(script, seconds, connections, port);
+    (run.rps, run.requests)
+}
+
+/// One wrk run's figures.
+pub struct WrkRun {
+    pub rps: f64,
+    pub requests: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// One wrk run of `script` with `--latency` (at most 2 threads, `connections`
+/// connections) against the server on `port`; fails on any error answer.
+pub fn wrk_run(script: &Path, seconds: u64, connections: usize, port: u16) -> WrkRun {
+    let threads = connections.min(2);
     let out = Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "-s"])
+        .args([
+            &format!("-t{threads}"),
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}/graphql"))
         .output()
@@ -186,7 +208,34 @@ pub fn run_wrk(script: &Path, seconds: u64, connections: usize, port: u16) -> (f
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no request count in wrk output:\n{text}"));
-    (rps, requests)
+    // "     50%    1.23ms" in the latency distribution.
+    let at = |p: &str| {
+        text.lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(p))
+            .map(|v| duration_ms(v.trim()))
+            .unwrap_or_else(|| panic!("no {p} latency in wrk output:\n{text}"))
+    };
+    WrkRun {
+        rps,
+        requests,
+        p50_ms: at("50%"),
+        p99_ms: at("99%"),
+    }
+}
+
+/// wrk's "1.23ms", "456.00us", "1.02s" in milliseconds.
+fn duration_ms(text: &str) -> f64 {
+    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        panic!("a wrk duration: {text}")
+    };
+    number.parse::<f64>().unwrap() * factor
 }
 
 /// A wrk script posting `body` with each of `targets` (host, bearer token) in turn; an
@@ -209,10 +258,15 @@ pub fn write_wrk_script(path: &Path, targets: &[(String, String)], body: &str, e
 /// CPU time a process has used, in clock ticks (utime + stime).
 pub fn cpu_ticks(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    stat_ticks(&stat)[..2].iter().sum()
+}
+
+/// utime, stime, cutime and cstime of a `/proc/PID/stat` line, in clock ticks.
+pub fn stat_ticks(stat: &str) -> [f64; 4] {
     // Fields after the command (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()
+    std::array::from_fn(|i| fields[11 + i].parse::<f64>().unwrap())
 }
 
 /// (VmRSS, VmHWM) of a process, in KiB.
