@@ -29,6 +29,7 @@ use common::{
 };
 use crowdminder::auth::tokens::{JwtKeys, TokenSubject};
 use crowdminder::config::ServiceConfig;
+use crowdminder::graphql::support::{NodeType, global_id};
 use crowdminder::settings::TenantSettings;
 use crowdminder::tenancy;
 use crowdminder::time::reports::{self, GroupBy, ReportFilter, ReportRequest};
@@ -43,7 +44,7 @@ const BIG: &str = "big.bench.localhost";
 struct Read {
     name: &'static str,
     host: &'static str,
-    query: &'static str,
+    query: String,
     expect: &'static str,
     schema: &'static str,
     floor: String,
@@ -54,7 +55,7 @@ fn reads(report_sql: String) -> Vec<Read> {
         Read {
             name: "timeEntries(first: 20), project, user",
             host: ACME,
-            query: "{ timeEntries(first: 20) { edges { node { id minutes startedAt project { name } user { name email } } } } }",
+            query: "{ timeEntries(first: 20) { edges { node { id minutes startedAt project { name } user { name email } } } } }".to_owned(),
             expect: "\"edges\"",
             schema: "acme",
             floor: "SELECT e.id, e.minutes, e.started_at, e.work_date, p.name, u.name, u.email \
@@ -65,7 +66,7 @@ fn reads(report_sql: String) -> Vec<Read> {
         Read {
             name: "timeEntries(first: 100), project, client, user",
             host: ACME,
-            query: "{ timeEntries(first: 100) { edges { node { id date minutes project { name client { name } } user { name } } } } }",
+            query: "{ timeEntries(first: 100) { edges { node { id date minutes project { name client { name } } user { name } } } } }".to_owned(),
             expect: "\"edges\"",
             schema: "acme",
             floor: "SELECT e.id, e.work_date, e.minutes, p.name, c.name, u.name \
@@ -76,7 +77,7 @@ fn reads(report_sql: String) -> Vec<Read> {
         Read {
             name: "me { email }",
             host: ACME,
-            query: "{ me { email } }",
+            query: "{ me { email } }".to_owned(),
             expect: "\"email\"",
             schema: "acme",
             floor: "SELECT email FROM users WHERE id = 1;".to_owned(),
@@ -84,7 +85,7 @@ fn reads(report_sql: String) -> Vec<Read> {
         Read {
             name: "tenantSettings",
             host: ACME,
-            query: "{ tenantSettings { timeZone currency workWeek invoiceDueDays } }",
+            query: "{ tenantSettings { timeZone currency workWeek invoiceDueDays } }".to_owned(),
             expect: "\"timeZone\"",
             schema: "acme",
             floor: "SELECT key, value FROM settings;".to_owned(),
@@ -92,15 +93,45 @@ fn reads(report_sql: String) -> Vec<Read> {
         Read {
             name: "clients(first: 20)",
             host: ACME,
-            query: "{ clients(first: 20) { edges { node { id name } } } }",
+            query: "{ clients(first: 20) { edges { node { id name } } } }".to_owned(),
             expect: "\"edges\"",
             schema: "acme",
             floor: "SELECT id, name FROM clients ORDER BY id LIMIT 21;".to_owned(),
         },
         Read {
+            name: "project(id), client",
+            host: ACME,
+            query: format!(
+                "{{ project(id: \"{}\") {{ name client {{ name }} }} }}",
+                global_id(NodeType::Project, 3).as_str()
+            ),
+            expect: "\"client\"",
+            schema: "acme",
+            floor: "SELECT p.name, c.name FROM projects p JOIN clients c ON c.id = p.client_id WHERE p.id = 3;"
+                .to_owned(),
+        },
+        Read {
+            name: "projects(first: 20), client",
+            host: ACME,
+            query: "{ projects(first: 20) { edges { node { id name client { name } } } } }".to_owned(),
+            expect: "\"edges\"",
+            schema: "acme",
+            floor: "SELECT p.id, p.name, c.name FROM projects p JOIN clients c ON c.id = p.client_id \
+                    ORDER BY p.id LIMIT 21;"
+                .to_owned(),
+        },
+        Read {
+            name: "users(first: 20)",
+            host: ACME,
+            query: "{ users(first: 20) { edges { node { id name email } } } }".to_owned(),
+            expect: "\"edges\"",
+            schema: "acme",
+            floor: "SELECT id, name, email FROM users ORDER BY id LIMIT 21;".to_owned(),
+        },
+        Read {
             name: "billableHours by client and month, a year",
             host: BIG,
-            query: "{ billableHours(from: \"2025-12-01\", to: \"2026-11-30\", groupBy: [CLIENT, MONTH]) { rows { client { name } month billableMinutes amount } totals { billableMinutes amount } } }",
+            query: "{ billableHours(from: \"2025-12-01\", to: \"2026-11-30\", groupBy: [CLIENT, MONTH]) { rows { client { name } month billableMinutes amount } totals { billableMinutes amount } } }".to_owned(),
             expect: "\"rows\"",
             schema: "big",
             floor: report_sql,

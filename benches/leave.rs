@@ -141,7 +141,12 @@ fn main() {
             // Statements: in-process, counted by the request's unit of work.
             let unit = Arc::new(TenantDb::new(pool.clone(), Arc::clone(&tenant), Access::ReadOnly));
             let context = RequestContext::new(Arc::clone(&unit), Arc::clone(&state.services), Some(token.clone()));
-            let response = state.schema.execute(async_graphql::Request::new(q.clone()).data(context)).await;
+            let batcher = context.batcher();
+            let response = crowdminder::graphql::support::batched(
+                batcher,
+                state.schema.execute(async_graphql::Request::new(q.clone()).data(context)),
+            )
+            .await;
             unit.commit().await.unwrap();
             assert!(response.errors.is_empty(), "{:?}", response.errors);
             let statements = unit.statements();

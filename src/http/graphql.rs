@@ -18,7 +18,7 @@ use axum::response::{Html, IntoResponse, Response};
 use super::{AppState, bearer, client_address, error_response, request_error};
 use crate::auth;
 use crate::error::AppError;
-use crate::graphql::support::RequestContext;
+use crate::graphql::support::{RequestContext, batched};
 use crate::tenancy::{Access, TenantDb};
 
 /// GraphQL documents already parsed, by their text. Clients send the same few queries over
@@ -406,7 +406,8 @@ async fn execute(
     let client = client_address(&state.services.config.trusted_proxies, peer, headers);
     let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers))
         .from_client(client);
-    let mut response = state.schema.execute(request.data(context)).await;
+    let batcher = context.batcher();
+    let mut response = batched(batcher, state.schema.execute(request.data(context))).await;
     tracing::Span::current().record("statements", db.statements());
     if access == Access::ReadOnly {
         // A read-only unit has read all it will, from one snapshot: its answer stands

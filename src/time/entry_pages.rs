@@ -1,6 +1,7 @@
-//! Pages of time entries in date order (then id), each with its project, the project's
-//! client and its task, in one statement that each connection keeps prepared (one per page
-//! size: the limit is written in, see [`crate::db::OrderedLimit`]).
+//! Pages of time entries in date order (then id), each with the relations its selection
+//! reads (project, client, task, user), in one statement that each connection keeps
+//! prepared (one per page size and relations: both are written in, see
+//! [`crate::db::OrderedLimit`] and [`Relations`]).
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -25,9 +26,85 @@ pub struct EntryFilter {
     pub running: Option<bool>,
 }
 
-/// A page of entries in date order (then id), each with its project, the project's client
-/// and its task, in one statement.
-pub type EntryRow = (TimeEntry, Project, Client, Option<Task>);
+/// Which of an entry's relations a page joins in: those its selection reads (a client
+/// filter needs the project). Each is joined on a condition written `true` or `false` into
+/// the statement, so a relation left out costs PostgreSQL nothing (the join's condition is
+/// false once, for the whole plan) and the page is one kind of row whatever it joins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relations {
+    pub project: bool,
+    /// The project's client (with the project).
+    pub client: bool,
+    pub task: bool,
+    pub user: bool,
+}
+
+impl Relations {
+    pub const ALL: Relations = Relations {
+        project: true,
+        client: true,
+        task: true,
+        user: true,
+    };
+
+    /// What a page under `filter` must join besides: its client filter reads projects.
+    fn for_filter(self, filter: &EntryFilter) -> Self {
+        let client = self.client || filter.client_ids.is_some();
+        Self {
+            project: self.project || client,
+            client: self.client,
+            ..self
+        }
+    }
+}
+
+/// One entry of a page with the relations it was joined with (`None` when not joined, or
+/// an entry with no task).
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub entry: TimeEntry,
+    pub project: Option<Project>,
+    pub client: Option<Client>,
+    pub task: Option<Task>,
+    pub user: Option<User>,
+}
+
+/// A page's row as the statement gives it.
+type JoinedRow = (
+    TimeEntry,
+    Option<Project>,
+    Option<Client>,
+    Option<Task>,
+    Option<User>,
+);
+
+/// A join condition's switch, written into the statement as `true` or `false`. Its query id
+/// is not static, so each combination is its own prepared statement with its own plan.
+#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping)]
+struct Joined(bool);
+
+impl diesel::query_builder::QueryId for Joined {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::expression::Expression for Joined {
+    type SqlType = diesel::sql_types::Bool;
+}
+
+impl<QS> diesel::expression::AppearsOnTable<QS> for Joined {}
+
+impl<QS> diesel::expression::SelectableExpression<QS> for Joined {}
+
+impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Joined {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql(if self.0 { "true" } else { "false" });
+        Ok(())
+    }
+}
 
 /// `(work_date, id) > ($date, $id)`: the entries after a page's cursor. A row comparison,
 /// which an index on (work_date, id) answers directly (the equivalent OR of two conditions
@@ -75,10 +152,11 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AfterCursor {
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &EntryFilter,
+    relations: Relations,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> AppResult<Vec<EntryRow>> {
-    Ok(page_on(conn, filter, after, limit).await?)
+    Ok(page_on(conn, filter, relations, after, limit).await?)
 }
 
 /// [`page`] on a shared connection, so that it can go out pipelined behind what was sent
@@ -86,33 +164,34 @@ pub async fn page(
 pub async fn page_on(
     mut conn: &AsyncPgConnection,
     filter: &EntryFilter,
+    relations: Relations,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<EntryRow>> {
-    page_query(filter, after, limit).load(&mut conn).await
-}
-
-/// [`page_on`] with each entry's user, joined in the same statement.
-pub async fn page_with_users_on(
-    mut conn: &AsyncPgConnection,
-    filter: &EntryFilter,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> QueryResult<Vec<(EntryRow, User)>> {
-    let rows: Vec<(TimeEntry, Project, Client, Option<Task>, User)> =
-        page_with_users_query(filter, after, limit)
-            .load(&mut conn)
-            .await?;
+    let rows: Vec<JoinedRow> = page_query(filter, relations, after, limit)
+        .load(&mut conn)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|(entry, project, client, task, user)| ((entry, project, client, task), user))
+        .map(|(entry, project, client, task, user)| EntryRow {
+            entry,
+            project,
+            client,
+            task,
+            user,
+        })
         .collect())
 }
 
 /// The statement [`page`] sends, with `$n` placeholders, and its parameters: for running
-/// the same SQL outside the service (the benchmark times it in psql).
-pub fn page_sql(filter: &EntryFilter, after: Option<(NaiveDate, i64)>, limit: i64) -> String {
-    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, after, limit)).to_string()
+/// the same SQL outside the service (the benchmarks time it in psql and pgbench).
+pub fn page_sql(
+    filter: &EntryFilter,
+    relations: Relations,
+    after: Option<(NaiveDate, i64)>,
+    limit: i64,
+) -> String {
+    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, relations, after, limit)).to_string()
 }
 
 /// The page's filters, cursor and order on a boxed query of entries joined with their
@@ -169,56 +248,37 @@ macro_rules! filtered_page {
     }};
 }
 
-/// Entries joined with their projects, the projects' clients, and their tasks.
-macro_rules! with_relations {
-    () => {
-        time_entries::table
-            .inner_join(projects::table.inner_join(clients::table))
-            .left_join(tasks::table.on(tasks::id.nullable().eq(time_entries::task_id)))
-    };
-}
-
 fn page_query(
     filter: &EntryFilter,
+    relations: Relations,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
-) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, EntryRow>
+) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, JoinedRow>
 + diesel::query_builder::QueryFragment<diesel::pg::Pg>
 + Send
 + 'static {
+    let joined = relations.for_filter(filter);
     filtered_page!(
-        with_relations!().select((
-            TimeEntry::as_select(),
-            Project::as_select(),
-            Client::as_select(),
-            Option::<Task>::as_select(),
-        )),
-        filter,
-        after,
-        limit
-    )
-}
-
-fn page_with_users_query(
-    filter: &EntryFilter,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> impl for<'a> diesel_async::methods::LoadQuery<
-    'static,
-    &'a AsyncPgConnection,
-    (TimeEntry, Project, Client, Option<Task>, User),
-> + diesel::query_builder::QueryFragment<diesel::pg::Pg>
-+ Send
-+ 'static {
-    filtered_page!(
-        with_relations!()
-            .inner_join(users::table.on(users::id.eq(time_entries::user_id)))
+        time_entries::table
+            .left_join(
+                projects::table.on(projects::id
+                    .eq(time_entries::project_id)
+                    .and(Joined(joined.project))),
+            )
+            .left_join(clients::table.on(clients::id.eq(projects::client_id).and(Joined(joined.client))))
+            .left_join(
+                tasks::table.on(tasks::id
+                    .nullable()
+                    .eq(time_entries::task_id)
+                    .and(Joined(joined.task)))
+            )
+            .left_join(users::table.on(users::id.eq(time_entries::user_id).and(Joined(joined.user))))
             .select((
                 TimeEntry::as_select(),
-                Project::as_select(),
-                Client::as_select(),
+                Option::<Project>::as_select(),
+                Option::<Client>::as_select(),
                 Option::<Task>::as_select(),
-                User::as_select(),
+                Option::<User>::as_select(),
             )),
         filter,
         after,
@@ -238,9 +298,9 @@ mod tests {
             user_ids: Some(vec![3]),
             ..EntryFilter::default()
         };
-        let query = page_query(&filter, Some((date, 182)), 101);
+        let query = page_query(&filter, Relations::ALL, Some((date, 182)), 101);
         assert!(query.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
-        let sql = page_sql(&filter, Some((date, 182)), 101);
+        let sql = page_sql(&filter, Relations::ALL, Some((date, 182)), 101);
         assert!(
             sql.contains(r#"("time_entries"."work_date", "time_entries"."id") > ($1, $2)"#),
             "{sql}"
@@ -250,5 +310,31 @@ mod tests {
             "{sql}"
         );
         assert!(sql.ends_with("-- binds: [2026-06-01, 182, [3]]"), "{sql}");
+    }
+
+    #[test]
+    fn relations_left_out_are_joined_on_false_and_a_client_filter_joins_projects() {
+        let sql = page_sql(&EntryFilter::default(), Relations::default(), None, 21);
+        assert_eq!(sql.matches(" AND false)").count(), 4, "{sql}");
+        let only_user = Relations {
+            user: true,
+            ..Relations::default()
+        };
+        let sql = page_sql(&EntryFilter::default(), only_user, None, 21);
+        assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
+        assert!(
+            sql.contains(r#"("users"."id" = "time_entries"."user_id") AND true)"#),
+            "{sql}"
+        );
+        let by_client = EntryFilter {
+            client_ids: Some(vec![4]),
+            ..EntryFilter::default()
+        };
+        let sql = page_sql(&by_client, Relations::default(), None, 21);
+        assert!(
+            sql.contains(r#"("projects"."id" = "time_entries"."project_id") AND true)"#),
+            "{sql}"
+        );
+        assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
     }
 }

@@ -1157,6 +1157,53 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     assert_eq!(a["timeEntries"]["nodes"][2]["minutes"], 90);
     assert_eq!(a["timeEntries"]["pageInfo"]["hasPreviousPage"], false);
     assert_eq!(a["timeEntries"]["pageInfo"]["endCursor"], edges[2]["cursor"]);
+
+    // A page joins only the relations its selection reads; what it did not join, the
+    // resolvers load, and both answer as the whole page did. Through a fragment on Node,
+    // a relation the page's own selection leaves out is still found.
+    let whole = |n: &Value, path: &[&str]| path.iter().fold(n.clone(), |v, k| v[*k].clone());
+    for (selection, path) in [
+        ("id minutes", &["minutes"][..]),
+        ("id user { email }", &["user", "email"][..]),
+        ("id project { name hourlyRate }", &["project", "name"][..]),
+        (
+            "id task { name project { code client { name } } }",
+            &["task", "project", "client", "name"][..],
+        ),
+        (
+            "id ... on Node { ... on TimeEntry { project { client { billingEmail } } } }",
+            &["project", "client", "billingEmail"][..],
+        ),
+    ] {
+        let query = |extra: &str| {
+            format!("{{ timeEntries(first: 5) {{ edges {{ node {{ {selection} {extra} }} }} }} }}")
+        };
+        for token in [&admin, &member] {
+            let direct = app.gql(&t.host, Some(token), &query(""), json!({})).await;
+            let general = app
+                .gql(&t.host, Some(token), &query("... on Node { id }"), json!({}))
+                .await;
+            assert_eq!(direct, general, "{selection}");
+            let all = app
+                .gql(
+                    &t.host,
+                    Some(token),
+                    &format!("{{ timeEntries(first: 5) {{ edges {{ node {{ ...Entry }} }} }} }} {fields}"),
+                    json!({}),
+                )
+                .await;
+            let (part, all) = (&direct["timeEntries"]["edges"], &all["timeEntries"]["edges"]);
+            assert_eq!(
+                part.as_array().unwrap().len(),
+                all.as_array().unwrap().len(),
+                "{selection}"
+            );
+            for (p, a) in part.as_array().unwrap().iter().zip(all.as_array().unwrap()) {
+                assert_eq!(p["node"]["id"], a["node"]["id"]);
+                assert_eq!(whole(&p["node"], path), whole(&a["node"], path), "{selection}");
+            }
+        }
+    }
 }
 
 /// Twenty tenants whose rows have the same ids (each has its own client, project and task

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 use async_graphql::Context;
 use async_graphql::dataloader::Loader as BatchFn;
 
-use super::loaders::{Loader, loader, loader_error};
+use super::batch::Batcher;
+use super::loaders::{Loader, loader_error};
 use crate::error::{AppError, AppResult};
 use crate::services::Services;
 use crate::tenancy::TenantDb;
@@ -23,6 +24,7 @@ pub struct RequestContext {
     /// The client's address (see `TRUSTED_PROXIES`), when known.
     pub client: Option<IpAddr>,
     kept: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
+    batcher: Arc<Batcher>,
 }
 
 impl RequestContext {
@@ -33,6 +35,7 @@ impl RequestContext {
             bearer,
             client: None,
             kept: Mutex::new(HashMap::new()),
+            batcher: Arc::default(),
         }
     }
 
@@ -55,9 +58,18 @@ impl RequestContext {
             .unwrap_or_else(|_| unreachable!("kept values are stored under their own type"))
     }
 
+    /// What starts the request's batches: the request is to be run under
+    /// [`super::batched`] with it, else each load is sent on its own.
+    pub fn batcher(&self) -> Arc<Batcher> {
+        Arc::clone(&self.batcher)
+    }
+
     /// The request's loader of `T`, made on first use from the request's tenant unit.
-    pub fn loader<T: From<Arc<TenantDb>> + Send + Sync + 'static>(&self) -> Arc<Loader<T>> {
-        self.kept(|| loader(T::from(Arc::clone(&self.db))))
+    pub fn loader<T>(&self) -> Arc<Loader<T>>
+    where
+        T: From<Arc<TenantDb>> + BatchFn<i64, Error = Arc<AppError>> + Send + Sync + 'static,
+    {
+        self.kept(|| Loader::new(T::from(Arc::clone(&self.db)), Arc::clone(&self.batcher)))
     }
 
     /// The row under `key` through the request's loader of `T`, `None` when there is none.

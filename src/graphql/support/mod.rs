@@ -1,6 +1,8 @@
 //! What every domain's GraphQL builds on, below the domains and naming none of them: the
-//! request context, Relay pagination, node ids, generic loaders and the direct JSON writer.
+//! request context, Relay pagination, node ids, generic loaders and when their batches go, and
+//! the direct JSON writer.
 
+mod batch;
 mod context;
 pub mod cost;
 pub mod direct;
@@ -8,6 +10,7 @@ mod ids;
 mod loaders;
 mod pagination;
 
+pub use batch::{Batched, Batcher, batched};
 pub use context::{ContextExt, RequestContext};
 pub use ids::{NodeType, decode_global_id, expect_global_id, global_id};
 pub use loaders::{

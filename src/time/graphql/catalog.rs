@@ -168,11 +168,12 @@ impl ProjectNode {
 
 impl ProjectNode {
     /// A field's value written directly ([`direct`]) for `project` of `client`, as the
-    /// resolvers above give it; `None` for a field that needs its resolver (tasks, members).
+    /// resolvers above give it; `None` for a field that needs its resolver (tasks, members,
+    /// the client when it is not at hand).
     pub fn direct_field<'a>(
         ctx: &ContextSelectionSet<'a>,
         project: &Project,
-        client: &Client,
+        client: Option<&Client>,
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
@@ -180,13 +181,16 @@ impl ProjectNode {
             "id" => out.id(NodeType::Project, project.id),
             "code" => out.nullable_str(project.code.as_deref()),
             "name" => out.str(&project.name),
-            "client" => direct::object(
-                ctx,
-                &field.selection_set.node,
-                NodeType::Client.name(),
-                out,
-                |f, out| ClientNode::direct_field(client, f, out),
-            )?,
+            "client" => {
+                let client = client?;
+                direct::object(
+                    ctx,
+                    &field.selection_set.node,
+                    NodeType::Client.name(),
+                    out,
+                    |f, out| ClientNode::direct_field(client, f, out),
+                )?
+            }
             "billable" => out.bool(project.billable),
             "hourlyRate" => out.nullable_decimal(project.hourly_rate.map(|r| r.normalize()).as_ref()),
             "budgetHours" => out.nullable_decimal(project.budget_hours.map(|b| b.normalize()).as_ref()),
@@ -233,12 +237,13 @@ impl TaskNode {
 
 impl TaskNode {
     /// A field's value written directly ([`direct`]), as the resolvers above give it, for
-    /// `task` of `project` (its project is written only when it is that one, with `client`).
+    /// `task` of `project` (its project is written only when it is that one, with `client`;
+    /// else its resolver loads it).
     pub fn direct_field<'a>(
         ctx: &ContextSelectionSet<'a>,
         task: &Task,
-        project: &Project,
-        client: &Client,
+        project: Option<&Project>,
+        client: Option<&Client>,
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
@@ -250,13 +255,16 @@ impl TaskNode {
                 None => out.null(),
             },
             "archived" => out.bool(task.archived),
-            "project" if task.project_id == project.id => direct::object(
-                ctx,
-                &field.selection_set.node,
-                NodeType::Project.name(),
-                out,
-                |f, out| ProjectNode::direct_field(ctx, project, client, f, out),
-            )?,
+            "project" => {
+                let project = project.filter(|p| p.id == task.project_id)?;
+                direct::object(
+                    ctx,
+                    &field.selection_set.node,
+                    NodeType::Project.name(),
+                    out,
+                    |f, out| ProjectNode::direct_field(ctx, project, client, f, out),
+                )?
+            }
             _ => return None,
         }
         Some(())
@@ -367,15 +375,13 @@ fn into_change<T>(value: MaybeUndefined<T>) -> Option<Option<T>> {
 }
 
 /// Loads the relations a query selects on a page of projects, each kind in one batch for
-/// the whole page, so the statements a page costs do not depend on its size (batching left
-/// to the loaders' timers splits under load). Each row's resolver then finds its relation
-/// in the request's loader cache.
+/// the whole page, so the statements a page costs do not depend on its size. Each row's
+/// resolver then finds its relation in the request's loader cache.
 async fn load_relations(ctx: &Context<'_>, node: Lookahead<'_>, projects: &[Project]) -> AppResult<()> {
     let req = ctx.request();
     let ids: Vec<i64> = projects.iter().map(|p| p.id).collect();
     req.loader::<ById<Project>>()
-        .feed_many(projects.iter().map(|p| (p.id, p.clone())))
-        .await;
+        .feed_many(projects.iter().map(|p| (p.id, p.clone())));
     if node.field("client").exists() {
         prefetch(
             &req.loader::<ById<Client>>(),

@@ -21,7 +21,7 @@ use crate::settings;
 use crate::settings::graphql::RequestSettings;
 use crate::time::catalog::{Client, Project, Task};
 use crate::time::entries::{self, EntryChanges, EntryStatus, NewEntry, TimeEntry};
-use crate::time::entry_pages::{self, EntryFilter};
+use crate::time::entry_pages::{self, EntryFilter, Relations};
 use crate::time::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
 use crate::time::timers::{self, NewTimer};
 use crate::time::timesheets::{self, Timesheet, TimesheetFilter, TimesheetMinutes, TimesheetStatus};
@@ -428,39 +428,47 @@ impl TimeQuery {
             running: f.running,
         };
         // Usually the request's first statement: it goes out together with the BEGIN. The
-        // page's projects, clients and tasks come with it, and its users when selected (on
-        // edges' nodes or on nodes).
+        // relations the selection reads (on edges' nodes or on nodes) come joined in it.
         let limit = page.keyset().limit;
         let filter = &filter;
         let look = ctx.look_ahead();
-        let with_users = look.field("edges").field("node").field("user").exists()
-            || look.field("nodes").field("user").exists();
-        let (mut rows, users) = if with_users {
-            let joined = req
-                .db
-                .read(async |conn| entry_pages::page_with_users_on(conn, filter, after, limit).await)
-                .await?;
-            let mut users = HashMap::new();
-            let mut rows = Vec::with_capacity(joined.len());
-            for (row, user) in joined {
-                if actor.may_see(user.id) {
-                    users.entry(user.id).or_insert(user);
+        let relations = {
+            let nodes = [look.field("edges").field("node"), look.field("nodes")];
+            fn has(at: async_graphql::Lookahead<'_>, path: &[&str]) -> bool {
+                match path {
+                    [] => at.exists(),
+                    [name, rest @ ..] => has(at.field(name), rest),
                 }
-                rows.push(row);
             }
-            (rows, Some(users))
-        } else {
-            let rows = req
-                .db
-                .read(async |conn| entry_pages::page_on(conn, filter, after, limit).await)
-                .await?;
-            (rows, None)
+            let any = |path: &[&str]| nodes.iter().any(|node| has(node.field(path[0]), &path[1..]));
+            Relations {
+                project: any(&["project"]) || any(&["task", "project"]),
+                client: any(&["project", "client"]) || any(&["task", "project", "client"]),
+                task: any(&["task"]),
+                user: any(&["user"]),
+            }
         };
+        let mut rows = req
+            .db
+            .read(async |conn| entry_pages::page_on(conn, filter, relations, after, limit).await)
+            .await?;
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
-        // Members do not see where clients are billed (as `Client.billingEmail` answers).
+        // The users the actor may see, once each; members do not see where clients are
+        // billed (as `Client.billingEmail` answers).
+        let users = relations.user.then(|| {
+            let mut users = HashMap::new();
+            for row in &mut rows {
+                if let Some(user) = row.user.take()
+                    && actor.may_see(user.id)
+                {
+                    users.entry(user.id).or_insert(user);
+                }
+            }
+            users
+        });
         if actor.role == crate::auth::Role::Member {
-            for (_, _, client, _) in &mut rows {
+            for client in rows.iter_mut().filter_map(|row| row.client.as_mut()) {
                 client.billing_email = None;
             }
         }

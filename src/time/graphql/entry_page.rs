@@ -29,7 +29,10 @@ type EntryEdge = Edge<Cursor, TimeEntryNode, EmptyFields>;
 
 /// One page of entries with what its fields need.
 pub struct EntryPage {
-    /// Each entry with its project, client and task.
+    /// Each entry with the relations the selection reads (see [`Relations`]); its user is
+    /// in `users`.
+    ///
+    /// [`Relations`]: crate::time::entry_pages::Relations
     pub rows: Vec<EntryRow>,
     /// The users the signed-in user may see among the page's, by id; `None` when no `user`
     /// was selected, and none were loaded.
@@ -40,8 +43,8 @@ pub struct EntryPage {
     pub has_next_page: bool,
 }
 
-fn cursor((entry, ..): &EntryRow) -> String {
-    OpaqueCursor((entry.work_date, entry.id)).encode_cursor()
+fn cursor(row: &EntryRow) -> String {
+    OpaqueCursor((row.entry.work_date, row.entry.id)).encode_cursor()
 }
 
 impl EntryPage {
@@ -97,7 +100,7 @@ impl EntryPage {
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
-        let (entry, project, client, task) = row;
+        let entry = &row.entry;
         direct::object(
             ctx,
             &field.selection_set.node,
@@ -113,14 +116,26 @@ impl EntryPage {
                         })?,
                         None => out.null(),
                     },
-                    "project" => direct::object(ctx, set, NodeType::Project.name(), out, |p, out| {
-                        ProjectNode::direct_field(ctx, project, client, p, out)
-                    })?,
-                    "task" => match task {
-                        Some(task) => direct::object(ctx, set, NodeType::Task.name(), out, |t, out| {
-                            TaskNode::direct_field(ctx, task, project, client, t, out)
+                    "project" => {
+                        let project = row.project.as_ref()?;
+                        direct::object(ctx, set, NodeType::Project.name(), out, |p, out| {
+                            ProjectNode::direct_field(ctx, project, row.client.as_ref(), p, out)
+                        })?
+                    }
+                    "task" => match (&row.task, entry.task_id) {
+                        (Some(task), _) => direct::object(ctx, set, NodeType::Task.name(), out, |t, out| {
+                            TaskNode::direct_field(
+                                ctx,
+                                task,
+                                row.project.as_ref(),
+                                row.client.as_ref(),
+                                t,
+                                out,
+                            )
                         })?,
-                        None => out.null(),
+                        (None, None) => out.null(),
+                        // Not joined: the resolvers load it.
+                        (None, Some(_)) => return None,
                     },
                     "date" => out.date(&entry.work_date),
                     "startedAt" => out.nullable(entry.started_at.as_ref()),
@@ -172,29 +187,30 @@ impl OutputType for EntryPage {
             .entries_general
             .fetch_add(1, Ordering::Relaxed);
         // The resolvers find the page's relations in the request's loaders.
-        req.loader::<ById<Project>>()
-            .feed_many(self.rows.iter().map(|(_, p, _, _)| (p.id, p.clone())))
-            .await;
-        req.loader::<ById<Client>>()
-            .feed_many(self.rows.iter().map(|(_, _, c, _)| (c.id, c.clone())))
-            .await;
-        req.loader::<ById<Task>>()
-            .feed_many(
-                self.rows
-                    .iter()
-                    .filter_map(|(_, _, _, t)| t.clone())
-                    .map(|t| (t.id, t)),
-            )
-            .await;
-        if let Some(users) = &self.users {
-            feed(&req.loader::<ById<User>>(), users).await;
-        }
-        let mut connection = EntryConnection::new(self.has_previous_page, self.has_next_page);
-        connection.edges.extend(
+        req.loader::<ById<Project>>().feed_many(
             self.rows
                 .iter()
-                .map(|(e, ..)| Edge::new(OpaqueCursor((e.work_date, e.id)), TimeEntryNode(e.clone()))),
+                .filter_map(|r| r.project.clone())
+                .map(|p| (p.id, p)),
         );
+        req.loader::<ById<Client>>().feed_many(
+            self.rows
+                .iter()
+                .filter_map(|r| r.client.clone())
+                .map(|c| (c.id, c)),
+        );
+        req.loader::<ById<Task>>()
+            .feed_many(self.rows.iter().filter_map(|r| r.task.clone()).map(|t| (t.id, t)));
+        if let Some(users) = &self.users {
+            feed(&req.loader::<ById<User>>(), users);
+        }
+        let mut connection = EntryConnection::new(self.has_previous_page, self.has_next_page);
+        connection.edges.extend(self.rows.iter().map(|r| {
+            Edge::new(
+                OpaqueCursor((r.entry.work_date, r.entry.id)),
+                TimeEntryNode(r.entry.clone()),
+            )
+        }));
         connection.resolve(ctx, field).await
     }
 }

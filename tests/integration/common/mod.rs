@@ -380,11 +380,14 @@ impl TestApp {
             Arc::clone(&self.state.services),
             Some(token.to_owned()),
         );
-        let response = self
-            .state
-            .schema
-            .execute(async_graphql::Request::new(query).data(context))
-            .await;
+        let batcher = context.batcher();
+        let response = crowdminder::graphql::support::batched(
+            batcher,
+            self.state
+                .schema
+                .execute(async_graphql::Request::new(query).data(context)),
+        )
+        .await;
         db.commit().await.unwrap();
         assert!(response.errors.is_empty(), "{:?}", response.errors);
         (serde_json::to_value(&response.data).unwrap(), db.statements())
