@@ -10,12 +10,13 @@
 //! connection, and the server's resident memory after the load and after a spread over
 //! every tenant.
 //!
-//! Data: the tenant `acme` with 50 users, 5 clients, 20 projects and 2,000 entries (the
-//! pages); the tenant `big` with 100,000 entries over a year (the report); and empty tenants
+//! Data: the tenant `acme` with 50 users, 5 clients, 20 projects, 2,000 entries, 500
+//! timesheets, 500 leave requests of 2 types and 200 invoices (the pages); the tenant `big` with 100,000 entries over a year (the report); and empty tenants
 //! up to `BENCH_TENANTS` (default 1,000) for the spread.
 //!
 //! Run with `scripts/bench.sh api`. `BENCH_SECONDS` (10), `BENCH_ROUNDS` (3),
-//! `BENCH_TENANTS` (1000) adjust it.
+//! `BENCH_TENANTS` (1000) adjust it; `BENCH_READS` (a comma-separated list of parts of
+//! the reads' names) runs only the reads it names.
 
 mod common;
 
@@ -129,6 +130,51 @@ fn reads(report_sql: String) -> Vec<Read> {
             floor: "SELECT id, name, email FROM users ORDER BY id LIMIT 21;".to_owned(),
         },
         Read {
+            name: "timesheets(first: 20), user",
+            host: ACME,
+            query: "{ timesheets(first: 20) { edges { node { id weekStart status user { name } } } } }".to_owned(),
+            expect: "\"edges\"",
+            schema: "acme",
+            floor: "SELECT t.id, t.week_start, t.status, u.name FROM timesheets t JOIN users u ON u.id = t.user_id \
+                    ORDER BY t.id LIMIT 21;"
+                .to_owned(),
+        },
+        Read {
+            name: "leaveRequests(first: 20), type, user",
+            host: ACME,
+            query: "{ leaveRequests(first: 20) { edges { node { id firstDay lastDay workingDays status leaveType { name } user { name } } } } }"
+                .to_owned(),
+            expect: "\"edges\"",
+            schema: "acme",
+            floor: "SELECT r.id, r.first_day, r.last_day, r.working_days, r.status, t.name, u.name \
+                    FROM leave_requests r JOIN leave_types t ON t.id = r.leave_type_id JOIN users u ON u.id = r.user_id \
+                    ORDER BY r.id LIMIT 21;"
+                .to_owned(),
+        },
+        Read {
+            name: "invoices(first: 20), client",
+            host: ACME,
+            query: "{ invoices(first: 20) { edges { node { id number status total client { name } } } } }".to_owned(),
+            expect: "\"edges\"",
+            schema: "acme",
+            floor: "SELECT i.id, i.number, i.status, i.total, c.name FROM invoices i JOIN clients c ON c.id = i.client_id \
+                    ORDER BY i.id LIMIT 21;"
+                .to_owned(),
+        },
+        Read {
+            name: "leaveBalances(year: 2026)",
+            host: ACME,
+            query: "{ leaveBalances(year: 2026) { leaveType { name } entitled taken pending remaining } }".to_owned(),
+            expect: "\"remaining\"",
+            schema: "acme",
+            floor: "SELECT t.id, t.name, t.yearly_allowance_days, \
+                    coalesce(sum(r.working_days) FILTER (WHERE r.status = 'APPROVED'), 0), \
+                    coalesce(sum(r.working_days) FILTER (WHERE r.status = 'PENDING'), 0) \
+                    FROM leave_types t LEFT JOIN leave_requests r ON r.leave_type_id = t.id AND r.user_id = 1 \
+                    AND r.first_day <= '2026-12-31' AND r.last_day >= '2026-01-01' GROUP BY t.id ORDER BY t.id;"
+                .to_owned(),
+        },
+        Read {
             name: "billableHours by client and month, a year",
             host: BIG,
             query: "{ billableHours(from: \"2025-12-01\", to: \"2026-11-30\", groupBy: [CLIENT, MONTH]) { rows { client { name } month billableMinutes amount } totals { billableMinutes amount } } }".to_owned(),
@@ -151,6 +197,18 @@ async fn fill(conn: &mut AsyncPgConnection) {
            SELECT 1 + i % 50, 1 + (i * 7) % 20, date '2026-09-01' + (i % 60), 15 * (1 + i % 16), 'Entry ' || i,
                   i % 5 <> 0, 100, 'APPROVED'
            FROM generate_series(1, 2000) i;
+         INSERT INTO acme.timesheets (user_id, week_start, status)
+           SELECT 1 + i % 50, date '2026-06-01' + 7 * (i / 50), 'SUBMITTED' FROM generate_series(0, 499) i;
+         INSERT INTO acme.leave_types (name, yearly_allowance_days) VALUES ('Vacation', 25), ('Sick', 10);
+         INSERT INTO acme.leave_requests (user_id, leave_type_id, first_day, last_day, working_days, status)
+           SELECT 1 + i % 50, 1 + i % 2, date '2026-01-05' + 7 * (i / 50), date '2026-01-05' + 7 * (i / 50), 1,
+                  CASE WHEN i % 3 = 0 THEN 'PENDING' ELSE 'APPROVED' END
+           FROM generate_series(0, 499) i;
+         INSERT INTO acme.invoices (client_id, group_by, period_from, period_to, currency, created_by, status,
+                                    number, number_year, number_seq, issue_date, due_date, subtotal, total)
+           SELECT 1 + i % 5, 'PROJECT', date '2026-01-01', date '2026-01-31', 'EUR', 1, 'ISSUED',
+                  'INV-' || i, 2026, i, date '2026-02-01', date '2026-03-01', 1000, 1000
+           FROM generate_series(1, 200) i;
          INSERT INTO big.users (email, name, role, password_hash)
            SELECT 'user' || i || '@big.example', 'User ' || i, 'MEMBER', NULL FROM generate_series(2, 50) i;
          INSERT INTO big.clients (name) SELECT 'Client ' || i FROM generate_series(1, 40) i;
@@ -163,9 +221,12 @@ async fn fill(conn: &mut AsyncPgConnection) {
     )
     .await
     .unwrap();
-    conn.batch_execute("VACUUM (ANALYZE) acme.time_entries, acme.users, acme.projects, acme.clients, big.time_entries, big.projects, big.clients")
-        .await
-        .unwrap();
+    conn.batch_execute(
+        "VACUUM (ANALYZE) acme.time_entries, acme.users, acme.projects, acme.clients, acme.timesheets, \
+         acme.leave_types, acme.leave_requests, acme.invoices, big.time_entries, big.projects, big.clients",
+    )
+    .await
+    .unwrap();
 }
 
 /// CPU ticks used so far by PostgreSQL: every live PostgreSQL process's own, and what the
@@ -326,7 +387,7 @@ fn main() {
         (registry, format!("{text};"))
     });
     println!(
-        "== {} tenants; acme: 50 users, 20 projects, 2,000 entries; big: 100,000 entries over a year",
+        "== {} tenants; acme: 50 users, 20 projects, 2,000 entries, 500 timesheets, 500 leave requests, 200 invoices; big: 100,000 entries over a year",
         registry.len()
     );
 
@@ -344,7 +405,11 @@ fn main() {
     };
     let dir = std::env::temp_dir().join(format!("crowdminder-bench-api-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let reads = reads(report_sql);
+    let only = std::env::var("BENCH_READS").unwrap_or_default();
+    let reads: Vec<Read> = reads(report_sql)
+        .into_iter()
+        .filter(|r| only.split(',').any(|part| r.name.contains(part.trim())))
+        .collect();
     let scripts: Vec<(std::path::PathBuf, std::path::PathBuf)> = reads
         .iter()
         .enumerate()
@@ -430,7 +495,10 @@ fn main() {
     for (read, ms) in reads.iter().zip(&singles) {
         println!("  {:<46} {ms:.3}", read.name);
     }
-    println!("  me over tenantSettings: +{:.3} ms", singles[2] - singles[3]);
+    let single_of = |name: &str| reads.iter().position(|r| r.name.starts_with(name)).map(|i| singles[i]);
+    if let (Some(me), Some(settings)) = (single_of("me "), single_of("tenantSettings")) {
+        println!("  me over tenantSettings: {:+.3} ms", me - settings);
+    }
 
     let after_load = memory(pid);
     // Every tenant in turn: me and tenantSettings over all of them.

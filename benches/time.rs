@@ -203,7 +203,7 @@ fn main() {
         let filter = EntryFilter::default();
         // The same statement for psql, as \timing reports it: prepared (PREPARE / EXECUTE, as
         // the service runs it) and with the values written in (planned each time).
-        let relations = entry_pages::Relations::ALL;
+        let relations = entry_pages::PageRead::all(0);
         let page_sql = entry_pages::page_sql(&filter, relations, Some((cursor_date, cursor_id)), 101);
         // Each way runs as a block of back-to-back requests after five unmeasured ones, as
         // psql runs its statements: a page this quick is otherwise timed partly on waking

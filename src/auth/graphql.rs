@@ -11,7 +11,7 @@ use super::throttle::CredentialThrottle;
 use super::tokens::new_api_token;
 use super::tokens::{JwtKeys, TokenSubject};
 use super::users::{self, NewUser, User, UserFilter};
-use super::{Actor, ActorCache, Role, announce_auth_change, authenticate, password};
+use super::{Actor, ActorCache, Identity, Role, announce_auth_change, identify_client, password};
 use crate::config::Secret;
 use crate::db::schema::{api_tokens, users as users_table};
 use crate::error::{AppError, AppResult};
@@ -23,31 +23,34 @@ use crate::jobs::registry::Letter;
 /// The signed-in actor of a request, worked out once, on first need.
 pub trait RequestActor {
     fn actor(&self) -> impl Future<Output = AppResult<Actor>> + Send;
+    /// The actor with its user's row, as read when its credential was checked.
+    fn identity(&self) -> impl Future<Output = AppResult<Identity>> + Send;
 }
 
-/// The request's actor once known, or why its credential was refused: a credential is
+/// The request's identity once known, or why its credential was refused: a credential is
 /// checked (and a failure counted) once per request, however many fields ask.
-struct SignedIn(tokio::sync::OnceCell<Result<Actor, &'static str>>);
+struct SignedIn(tokio::sync::OnceCell<Result<Identity, &'static str>>);
 
 impl RequestActor for RequestContext {
     async fn actor(&self) -> AppResult<Actor> {
+        Ok(self.identity().await?.actor)
+    }
+
+    async fn identity(&self) -> AppResult<Identity> {
         let signed_in = self.kept(|| SignedIn(tokio::sync::OnceCell::new()));
         let outcome = signed_in
             .0
             .get_or_try_init(|| async {
-                match authenticate(&self.db, &self.services, self.bearer.as_deref(), self.client).await {
-                    Ok(actor) => Ok(Ok(actor)),
+                match identify_client(&self.db, &self.services, self.bearer.as_deref(), self.client).await {
+                    Ok(identity) => Ok(Ok(identity)),
                     Err(AppError::Unauthenticated(why)) => Ok(Err(why)),
                     Err(other) => Err(other),
                 }
             })
             .await?;
-        outcome.map_err(AppError::Unauthenticated)
+        outcome.clone().map_err(AppError::Unauthenticated)
     }
 }
-
-/// The signed-in user's row, once read in a request.
-struct Me(tokio::sync::OnceCell<Option<User>>);
 
 /// The user a list is narrowed to: members always see only themselves; managers and admins
 /// see the user asked for (a global `User` id in `field`), or everyone.
@@ -241,22 +244,10 @@ pub struct AuthQuery;
 impl AuthQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> async_graphql::Result<UserNode> {
-        let req = ctx.request();
-        let user_id = req.actor().await?.user_id;
-        // Read at once, not through the loader: nothing else is waiting to batch with it.
-        // However often `me` is asked in a request, it is read once.
-        let me = req.kept(|| Me(tokio::sync::OnceCell::new()));
-        let user =
-            me.0.get_or_try_init(|| async {
-                req.db
-                    .read(async |conn| users::find_on(conn, user_id).await)
-                    .await
-            })
-            .await?;
-        Ok(UserNode(
-            user.clone()
-                .ok_or(AppError::Unauthenticated("the user no longer exists"))?,
-        ))
+        // The row read when the credential was checked, kept with it until the user or
+        // their tokens change (see `ActorCache`).
+        let identity = ctx.request().identity().await?;
+        Ok(UserNode(User::clone(&identity.user)))
     }
 
     /// Users of this tenant, by id (admins and managers).

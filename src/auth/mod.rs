@@ -23,6 +23,7 @@ use crate::tenancy::TenantDb;
 use crate::tenancy::changes::{self, Notice};
 use throttle::CredentialThrottle;
 use tokens::{API_TOKEN_PREFIX, JwtKeys, TokenSubject, hash_api_token};
+use users::User;
 
 #[derive(
     async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
@@ -97,11 +98,19 @@ pub enum CredentialKey {
     ApiToken(Vec<u8>),
 }
 
+/// Who a credential was found to be: the actor, and its user's row as read with it (what
+/// `me` answers).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub actor: Actor,
+    pub user: Arc<User>,
+}
+
 /// Who a credential was found to be, by tenant id and credential; see [`crate::cache`].
-/// Only successful look-ups are kept. Whatever changes a user's role, active flag or token
-/// version, or revokes a token, must publish [`Notice::Auth`] and drop the cache after commit, as
+/// Only successful look-ups are kept. Whatever changes a user's row, or revokes a token,
+/// must publish [`Notice::Auth`] and drop the cache after commit, as
 /// [`announce_auth_change`] does.
-pub type ActorCache = CoherentCache<(i64, CredentialKey), Actor>;
+pub type ActorCache = CoherentCache<(i64, CredentialKey), Identity>;
 
 pub fn actor_cache() -> ActorCache {
     CoherentCache::new(Duration::from_secs(600))
@@ -140,6 +149,16 @@ pub async fn authenticate(
     bearer: Option<&str>,
     client: Option<IpAddr>,
 ) -> AppResult<Actor> {
+    Ok(identify_client(db, services, bearer, client).await?.actor)
+}
+
+/// [`authenticate`], with the user's row.
+pub async fn identify_client(
+    db: &TenantDb,
+    services: &Services,
+    bearer: Option<&str>,
+    client: Option<IpAddr>,
+) -> AppResult<Identity> {
     let bearer = bearer.ok_or(AppError::Unauthenticated("sign in or send an API token"))?;
     let throttle = services.get::<CredentialThrottle>();
     let tenant_id = db.tenant().id;
@@ -153,7 +172,7 @@ pub async fn authenticate(
     found
 }
 
-async fn identify(db: &TenantDb, services: &Services, bearer: &str) -> AppResult<Actor> {
+async fn identify(db: &TenantDb, services: &Services, bearer: &str) -> AppResult<Identity> {
     let keys = services.get::<JwtKeys>();
     let cache = services.get::<ActorCache>();
     let tenant_id = db.tenant().id;
@@ -163,54 +182,54 @@ async fn identify(db: &TenantDb, services: &Services, bearer: &str) -> AppResult
         CredentialKey::User(keys.verify(bearer, tenant_id)?)
     };
     let key = (tenant_id, credential);
-    if let Some(actor) = cache.get(&key) {
-        return Ok(actor);
+    if let Some(identity) = cache.get(&key) {
+        return Ok(identity);
     }
     let epoch = cache.epoch();
-    let actor = look_up(db, &key.1).await?;
-    cache.insert(key, epoch, actor);
-    Ok(actor)
+    let identity = look_up(db, &key.1).await?;
+    cache.insert(key, epoch, identity.clone());
+    Ok(identity)
 }
 
-async fn look_up(db: &TenantDb, credential: &CredentialKey) -> AppResult<Actor> {
+async fn look_up(db: &TenantDb, credential: &CredentialKey) -> AppResult<Identity> {
     let mut conn = db.conn().await?;
-    match credential {
+    let (user, credential) = match credential {
         CredentialKey::ApiToken(hash) => {
-            let found: Option<(i64, i64, String)> = api_tokens::table
+            let found: Option<(i64, User)> = api_tokens::table
                 .inner_join(users_table::table)
                 .filter(api_tokens::token_hash.eq(hash))
                 .filter(api_tokens::revoked_at.is_null())
                 .filter(users_table::active.eq(true))
-                .select((api_tokens::id, users_table::id, users_table::role))
+                .select((api_tokens::id, User::as_select()))
                 .first(&mut *conn)
                 .await
                 .optional()?;
-            let (token_id, user_id, role) = found.ok_or(AppError::Unauthenticated(UNKNOWN_API_TOKEN))?;
-            Ok(Actor {
-                user_id,
-                role: Role::from_db(&role),
-                credential: Credential::ApiToken { token_id },
-            })
+            let (token_id, user) = found.ok_or(AppError::Unauthenticated(UNKNOWN_API_TOKEN))?;
+            (user, Credential::ApiToken { token_id })
         }
         CredentialKey::User(subject) => {
-            let found: Option<(String, i64)> = users_table::table
+            let user: User = users_table::table
                 .find(subject.user_id)
                 .filter(users_table::active.eq(true))
-                .select((users_table::role, users_table::token_version))
+                .select(User::as_select())
                 .first(&mut *conn)
                 .await
-                .optional()?;
-            let (role, version) = found.ok_or(AppError::Unauthenticated(
-                "the user no longer exists or is deactivated",
-            ))?;
-            if version != subject.version {
+                .optional()?
+                .ok_or(AppError::Unauthenticated(
+                    "the user no longer exists or is deactivated",
+                ))?;
+            if user.token_version != subject.version {
                 return Err(AppError::Unauthenticated(SIGNED_OUT));
             }
-            Ok(Actor {
-                user_id: subject.user_id,
-                role: Role::from_db(&role),
-                credential: Credential::Login,
-            })
+            (user, Credential::Login)
         }
-    }
+    };
+    Ok(Identity {
+        actor: Actor {
+            user_id: user.id,
+            role: user.role.0,
+            credential,
+        },
+        user: Arc::new(user),
+    })
 }

@@ -52,7 +52,24 @@ pub struct JwtKeys {
     decoding: DecodingKey,
     validation: Validation,
     ttl: chrono::Duration,
+    /// Tokens whose signature and claims were found good, by their text: a client sends the
+    /// same token with every request, and only its times need checking again. Tokens that
+    /// failed are not kept, so a flood of forged ones does not fill it.
+    verified: moka::sync::Cache<String, Verified>,
 }
+
+/// What a good token says, kept for checking it again.
+#[derive(Debug, Clone, Copy)]
+struct Verified {
+    tenant_id: i64,
+    subject: TokenSubject,
+    nbf: i64,
+    exp: i64,
+}
+
+/// How many verified tokens are kept, and for how long at most once unused.
+const VERIFIED_TOKENS: u64 = 20_000;
+const VERIFIED_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl JwtKeys {
     pub fn new(config: &ServiceConfig) -> anyhow::Result<Self> {
@@ -68,6 +85,10 @@ impl JwtKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             ttl: chrono::Duration::from_std(config.jwt_ttl())?,
+            verified: moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .time_to_idle(VERIFIED_IDLE)
+                .build(),
         })
     }
 
@@ -96,6 +117,34 @@ impl JwtKeys {
     /// Whom a valid token of `tenant_id` names. Whether its version is still the user's is
     /// for the caller to check against the database.
     pub fn verify(&self, token: &str, tenant_id: i64) -> AppResult<TokenSubject> {
+        let verified = match self.verified.get(token) {
+            Some(verified) => {
+                // As the full check has it: expired once `exp` is more than the leeway
+                // past, not valid yet while `nbf` is more than the leeway ahead.
+                let now = Utc::now().timestamp();
+                let leeway = i64::try_from(self.validation.leeway).unwrap_or(0);
+                if verified.exp < now - leeway {
+                    return Err(AppError::Unauthenticated("the token has expired"));
+                }
+                if verified.nbf > now + leeway {
+                    return Err(AppError::Unauthenticated("the token is not valid yet"));
+                }
+                verified
+            }
+            None => {
+                let verified = self.verify_fully(token)?;
+                self.verified.insert(token.to_owned(), verified);
+                verified
+            }
+        };
+        if verified.tenant_id != tenant_id {
+            return Err(AppError::Unauthenticated("the token belongs to another tenant"));
+        }
+        Ok(verified.subject)
+    }
+
+    /// The signature, issuer and times checked, and the claims read.
+    fn verify_fully(&self, token: &str) -> AppResult<Verified> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
             match e.kind() {
                 ErrorKind::ExpiredSignature => AppError::Unauthenticated("the token has expired"),
@@ -103,17 +152,19 @@ impl JwtKeys {
                 _ => AppError::Unauthenticated(super::FORGED_TOKEN),
             }
         })?;
-        if data.claims.tid != tenant_id {
-            return Err(AppError::Unauthenticated("the token belongs to another tenant"));
-        }
         let user_id = data
             .claims
             .sub
             .parse()
             .map_err(|_| AppError::Unauthenticated(super::FORGED_TOKEN))?;
-        Ok(TokenSubject {
-            user_id,
-            version: data.claims.ver,
+        Ok(Verified {
+            tenant_id: data.claims.tid,
+            subject: TokenSubject {
+                user_id,
+                version: data.claims.ver,
+            },
+            nbf: data.claims.nbf,
+            exp: data.claims.exp,
         })
     }
 }
@@ -139,4 +190,61 @@ pub fn new_api_token() -> NewApiToken {
 /// API tokens carry 256 random bits, so a plain SHA-256 is enough to store them safely.
 pub fn hash_api_token(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> JwtKeys {
+        JwtKeys::new(&ServiceConfig::with_secret(
+            "a-secret-of-at-least-thirty-two-bytes!",
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_token_verified_once_is_checked_again_for_its_tenant_and_times_only() {
+        let keys = keys();
+        let subject = TokenSubject {
+            user_id: 7,
+            version: 2,
+        };
+        let (token, _) = keys.issue(3, subject).unwrap();
+        assert_eq!(keys.verify(&token, 3).unwrap(), subject);
+        assert_eq!(keys.verified.get(&token).map(|v| v.subject), Some(subject));
+        assert_eq!(
+            keys.verify(&token, 3).unwrap(),
+            subject,
+            "again, from what was kept"
+        );
+        assert!(matches!(
+            keys.verify(&token, 4),
+            Err(AppError::Unauthenticated("the token belongs to another tenant"))
+        ));
+        // A forged token is refused and not kept.
+        let forged = format!("{}x", &token[..token.len() - 1]);
+        assert!(keys.verify(&forged, 3).is_err());
+        assert!(keys.verified.get(&forged).is_none());
+        // Kept tokens still expire, and are not valid before their time, as the full check has it.
+        let now = Utc::now().timestamp();
+        let kept = |nbf, exp| Verified {
+            tenant_id: 3,
+            subject,
+            nbf,
+            exp,
+        };
+        keys.verified.insert("expired".into(), kept(now - 3600, now - 31));
+        keys.verified.insert("in-leeway".into(), kept(now + 29, now - 29));
+        keys.verified.insert("early".into(), kept(now + 31, now + 3600));
+        assert!(matches!(
+            keys.verify("expired", 3),
+            Err(AppError::Unauthenticated("the token has expired"))
+        ));
+        assert_eq!(keys.verify("in-leeway", 3).unwrap(), subject);
+        assert!(matches!(
+            keys.verify("early", 3),
+            Err(AppError::Unauthenticated("the token is not valid yet"))
+        ));
+    }
 }

@@ -148,17 +148,6 @@ pub async fn page(conn: &mut AsyncPgConnection, filter: &UserFilter, keyset: Key
     Ok(query.load(conn).await?)
 }
 
-/// The user of `id`, on a shared connection, so that the statement can go out pipelined
-/// behind the unit's BEGIN ([`crate::tenancy::TenantDb::read`]).
-pub async fn find_on(mut conn: &AsyncPgConnection, id: i64) -> diesel::QueryResult<Option<User>> {
-    users::table
-        .find(id)
-        .select(User::as_select())
-        .first(&mut conn)
-        .await
-        .optional()
-}
-
 /// The users of `ids` that exist.
 pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<User>> {
     Ok(users::table

@@ -71,11 +71,67 @@ pub struct Keyset {
 /// the ORDER BY clause; nothing may be ordered after it.
 ///
 /// Its query id is not static: diesel then keys its statement cache by the SQL text, which
-/// holds the limit, so two page sizes never share a prepared statement.
+/// holds the limit, so two page sizes never share a prepared statement. A statement whose
+/// shape is not [`kept_prepared`] is marked so that no connection keeps it.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderedLimit<O> {
     pub order: O,
     pub limit: i64,
+    pub keep_prepared: bool,
+}
+
+/// How many shapes of statement (what varies in a page's text: its filters, size, columns
+/// and relations) connections keep prepared, and how many of them one tenant's requests
+/// may bring in.
+pub const KEPT_SHAPES: usize = 256;
+pub const TENANT_SHAPES: usize = 32;
+
+/// Whether connections may keep statements of `shape`, asked for by tenant `tenant_id`,
+/// prepared: the first [`KEPT_SHAPES`] shapes this process meets, at most
+/// [`TENANT_SHAPES`] of them brought in by any one tenant. Each prepared statement holds
+/// PostgreSQL memory for the connection's life, and a client can vary a page's filters,
+/// sizes and selection into thousands of texts: past the caps, a new shape is parsed and
+/// planned each time it runs, which costs that client time and nobody memory, and one
+/// tenant cannot take every place.
+pub fn kept_prepared(tenant_id: i64, shape: u64) -> bool {
+    static SHAPES: std::sync::LazyLock<Shapes> =
+        std::sync::LazyLock::new(|| Shapes::new(KEPT_SHAPES, TENANT_SHAPES));
+    SHAPES.admit(tenant_id, shape)
+}
+
+/// Shapes admitted, up to a cap in all and one per tenant.
+struct Shapes {
+    kept: std::sync::Mutex<(
+        std::collections::HashSet<u64>,
+        std::collections::HashMap<i64, usize>,
+    )>,
+    cap: usize,
+    per_tenant: usize,
+}
+
+impl Shapes {
+    fn new(cap: usize, per_tenant: usize) -> Self {
+        Self {
+            kept: Default::default(),
+            cap,
+            per_tenant,
+        }
+    }
+
+    fn admit(&self, tenant_id: i64, shape: u64) -> bool {
+        let mut kept = self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (shapes, brought) = &mut *kept;
+        if shapes.contains(&shape) {
+            return true;
+        }
+        let by_tenant = brought.entry(tenant_id).or_default();
+        if shapes.len() >= self.cap || *by_tenant >= self.per_tenant {
+            return false;
+        }
+        *by_tenant += 1;
+        shapes.insert(shape);
+        true
+    }
 }
 
 impl<O> diesel::query_builder::QueryId for OrderedLimit<O> {
@@ -100,6 +156,9 @@ impl<O: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
     ) -> diesel::QueryResult<()> {
+        if !self.keep_prepared {
+            out.unsafe_to_cache_prepared();
+        }
         self.order.walk_ast(out.reborrow())?;
         out.push_sql(&format!(" LIMIT {}", self.limit.max(0)));
         Ok(())
@@ -116,6 +175,8 @@ macro_rules! keyset_page {
             .order($crate::db::OrderedLimit {
                 order: $table::id,
                 limit: keyset.limit,
+                // A list's pages have a handful of shapes (its filters, five sizes).
+                keep_prepared: true,
             })
             .into_boxed();
         if let Some(after) = keyset.after {
@@ -163,5 +224,20 @@ mod tests {
     #[test]
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(super::contains_pattern("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+
+    #[test]
+    fn shapes_past_the_caps_are_not_kept_and_those_kept_stay_kept_for_everyone() {
+        let shapes = super::Shapes::new(5, 3);
+        // Tenant 1 brings in three shapes, and no more.
+        assert!((1..=3).all(|s| shapes.admit(1, s)));
+        assert!(!shapes.admit(1, 4));
+        // Tenant 2 still may, until the cap in all.
+        assert!(shapes.admit(2, 4));
+        assert!(shapes.admit(2, 5));
+        assert!(!shapes.admit(2, 6), "five in all");
+        assert!(!shapes.admit(3, 6));
+        // What is kept is kept for every tenant.
+        assert!((1..=5).all(|s| shapes.admit(3, s) && shapes.admit(1, s)));
     }
 }

@@ -650,6 +650,15 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Tim
         .optional()?)
 }
 
+/// The entries of `ids` that exist, in no particular order.
+pub async fn by_ids(conn: &mut AsyncPgConnection, ids: &[i64]) -> AppResult<Vec<TimeEntry>> {
+    Ok(time_entries::table
+        .filter(time_entries::id.eq_any(ids))
+        .select(TimeEntry::as_select())
+        .load(conn)
+        .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

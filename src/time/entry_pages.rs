@@ -1,7 +1,7 @@
-//! Pages of time entries in date order (then id), each with the relations its selection
-//! reads (project, client, task, user), in one statement that each connection keeps
-//! prepared (one per page size and relations: both are written in, see
-//! [`crate::db::OrderedLimit`] and [`Relations`]).
+//! Pages of time entries in date order (then id), with the columns and relations their
+//! selection reads (project, client, task, user), in one statement that each connection
+//! keeps prepared (one per page size, columns and relations: all are written in, see
+//! [`crate::db::OrderedLimit`], [`EntryColumns`] and [`Relations`]).
 
 use chrono::NaiveDate;
 use diesel::prelude::*;
@@ -58,6 +58,148 @@ impl Relations {
     }
 }
 
+/// Which of an entry's own columns a page reads besides its keys (id, user, project, task,
+/// date), named by the fields that read them. A column left out is written into the
+/// statement as a constant of its type (`NULL`, `''`, `false`, the epoch), which the page's
+/// writer never reads: it writes a field only when its columns were read, and the
+/// resolvers read the page's entries again whole (see `EntryPage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EntryColumns {
+    /// `started_at`, `ended_at`, `minutes`.
+    pub timing: bool,
+    pub notes: bool,
+    /// `billable`, `hourly_rate`.
+    pub billing: bool,
+    pub status: bool,
+    pub external_ref: bool,
+    /// `created_at`, `updated_at`.
+    pub stamps: bool,
+}
+
+impl EntryColumns {
+    pub const ALL: EntryColumns = EntryColumns {
+        timing: true,
+        notes: true,
+        billing: true,
+        status: true,
+        external_ref: true,
+        stamps: true,
+    };
+
+    pub fn is_all(&self) -> bool {
+        *self == Self::ALL
+    }
+}
+
+/// A selected column, or in its place a constant of its type: kept or not, the row has the
+/// same shape. Its query id is not static, so each combination is its own statement.
+#[derive(Debug, Clone, Copy)]
+struct Kept<C> {
+    column: C,
+    kept: bool,
+}
+
+fn kept<C>(column: C, kept: bool) -> Kept<C> {
+    Kept { column, kept }
+}
+
+/// The constant that stands in for a column of this type that was not read.
+trait StandIn {
+    const SQL: &'static str;
+}
+
+impl StandIn for diesel::sql_types::Text {
+    const SQL: &'static str = "''";
+}
+
+impl StandIn for diesel::sql_types::Bool {
+    const SQL: &'static str = "false";
+}
+
+impl StandIn for diesel::sql_types::Timestamptz {
+    const SQL: &'static str = "'epoch'::timestamptz";
+}
+
+impl<T: diesel::sql_types::SqlType> StandIn for diesel::sql_types::Nullable<T> {
+    const SQL: &'static str = "NULL";
+}
+
+impl<C> diesel::query_builder::QueryId for Kept<C> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<C: diesel::Expression> diesel::Expression for Kept<C> {
+    type SqlType = C::SqlType;
+}
+
+impl<C: diesel::AppearsOnTable<QS>, QS> diesel::AppearsOnTable<QS> for Kept<C> {}
+
+impl<C: diesel::SelectableExpression<QS>, QS> diesel::SelectableExpression<QS> for Kept<C> {}
+
+impl<C: diesel::expression::ValidGrouping<G>, G> diesel::expression::ValidGrouping<G> for Kept<C> {
+    type IsAggregate = C::IsAggregate;
+}
+
+impl<C> diesel::query_builder::QueryFragment<diesel::pg::Pg> for Kept<C>
+where
+    C: diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::Expression,
+    C::SqlType: StandIn,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        if self.kept {
+            self.column.walk_ast(out)
+        } else {
+            out.push_sql(<C::SqlType as StandIn>::SQL);
+            Ok(())
+        }
+    }
+}
+
+/// An entry's columns, in [`TimeEntry`]'s order, some stood in for.
+type EntrySelect = (
+    time_entries::id,
+    time_entries::user_id,
+    time_entries::project_id,
+    time_entries::task_id,
+    time_entries::work_date,
+    Kept<time_entries::started_at>,
+    Kept<time_entries::ended_at>,
+    Kept<time_entries::minutes>,
+    Kept<time_entries::notes>,
+    Kept<time_entries::billable>,
+    Kept<time_entries::hourly_rate>,
+    Kept<time_entries::status>,
+    Kept<time_entries::external_ref>,
+    Kept<time_entries::created_at>,
+    Kept<time_entries::updated_at>,
+);
+
+/// An entry's columns, in [`TimeEntry`]'s order, those not in `columns` stood in for.
+fn entry_columns(columns: EntryColumns) -> EntrySelect {
+    let c = columns;
+    (
+        time_entries::id,
+        time_entries::user_id,
+        time_entries::project_id,
+        time_entries::task_id,
+        time_entries::work_date,
+        kept(time_entries::started_at, c.timing),
+        kept(time_entries::ended_at, c.timing),
+        kept(time_entries::minutes, c.timing),
+        kept(time_entries::notes, c.notes),
+        kept(time_entries::billable, c.billing),
+        kept(time_entries::hourly_rate, c.billing),
+        kept(time_entries::status, c.status),
+        kept(time_entries::external_ref, c.external_ref),
+        kept(time_entries::created_at, c.stamps),
+        kept(time_entries::updated_at, c.stamps),
+    )
+}
+
 /// One entry of a page with the relations it was joined with (`None` when not joined, or
 /// an entry with no task).
 #[derive(Debug, Clone)]
@@ -67,6 +209,26 @@ pub struct EntryRow {
     pub client: Option<Client>,
     pub task: Option<Task>,
     pub user: Option<User>,
+}
+
+/// What a page reads, for which tenant (whose requests bring in the statement's shape, see
+/// [`crate::db::kept_prepared`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PageRead {
+    pub columns: EntryColumns,
+    pub relations: Relations,
+    pub tenant_id: i64,
+}
+
+impl PageRead {
+    /// Every column and relation.
+    pub fn all(tenant_id: i64) -> Self {
+        Self {
+            columns: EntryColumns::ALL,
+            relations: Relations::ALL,
+            tenant_id,
+        }
+    }
 }
 
 /// A page's row as the statement gives it.
@@ -152,11 +314,11 @@ impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AfterCursor {
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filter: &EntryFilter,
-    relations: Relations,
+    read: PageRead,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> AppResult<Vec<EntryRow>> {
-    Ok(page_on(conn, filter, relations, after, limit).await?)
+    Ok(page_on(conn, filter, read, after, limit).await?)
 }
 
 /// [`page`] on a shared connection, so that it can go out pipelined behind what was sent
@@ -164,13 +326,11 @@ pub async fn page(
 pub async fn page_on(
     mut conn: &AsyncPgConnection,
     filter: &EntryFilter,
-    relations: Relations,
+    read: PageRead,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<EntryRow>> {
-    let rows: Vec<JoinedRow> = page_query(filter, relations, after, limit)
-        .load(&mut conn)
-        .await?;
+    let rows: Vec<JoinedRow> = page_query(filter, read, after, limit).load(&mut conn).await?;
     Ok(rows
         .into_iter()
         .map(|(entry, project, client, task, user)| EntryRow {
@@ -185,24 +345,20 @@ pub async fn page_on(
 
 /// The statement [`page`] sends, with `$n` placeholders, and its parameters: for running
 /// the same SQL outside the service (the benchmarks time it in psql and pgbench).
-pub fn page_sql(
-    filter: &EntryFilter,
-    relations: Relations,
-    after: Option<(NaiveDate, i64)>,
-    limit: i64,
-) -> String {
-    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, relations, after, limit)).to_string()
+pub fn page_sql(filter: &EntryFilter, read: PageRead, after: Option<(NaiveDate, i64)>, limit: i64) -> String {
+    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, read, after, limit)).to_string()
 }
 
 /// The page's filters, cursor and order on a boxed query of entries joined with their
 /// projects (and more).
 macro_rules! filtered_page {
-    ($query:expr, $filter:expr, $after:expr, $limit:expr) => {{
+    ($query:expr, $filter:expr, $after:expr, $limit:expr, $keep:expr) => {{
         let filter: &EntryFilter = $filter;
         let mut query = $query
             .order(crate::db::OrderedLimit {
                 order: (time_entries::work_date, time_entries::id),
                 limit: $limit,
+                keep_prepared: $keep,
             })
             .into_boxed();
         if let Some((date, id)) = $after {
@@ -250,14 +406,20 @@ macro_rules! filtered_page {
 
 fn page_query(
     filter: &EntryFilter,
-    relations: Relations,
+    read: PageRead,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, JoinedRow>
 + diesel::query_builder::QueryFragment<diesel::pg::Pg>
 + Send
 + 'static {
+    let PageRead {
+        columns,
+        relations,
+        tenant_id,
+    } = read;
     let joined = relations.for_filter(filter);
+    let keep = crate::db::kept_prepared(tenant_id, shape(filter, after.is_some(), columns, joined, limit));
     filtered_page!(
         time_entries::table
             .left_join(
@@ -274,7 +436,7 @@ fn page_query(
             )
             .left_join(users::table.on(users::id.eq(time_entries::user_id).and(Joined(joined.user))))
             .select((
-                TimeEntry::as_select(),
+                entry_columns(columns),
                 Option::<Project>::as_select(),
                 Option::<Client>::as_select(),
                 Option::<Task>::as_select(),
@@ -282,8 +444,44 @@ fn page_query(
             )),
         filter,
         after,
-        limit
+        limit,
+        keep
     )
+}
+
+/// What varies in the text of a page's statement, as one number (see
+/// [`crate::db::kept_prepared`]).
+fn shape(filter: &EntryFilter, after: bool, columns: EntryColumns, relations: Relations, limit: i64) -> u64 {
+    let f = filter;
+    let bits = [
+        f.from.is_some(),
+        f.to.is_some(),
+        f.user_ids.is_some(),
+        f.client_ids.is_some(),
+        f.project_ids.is_some(),
+        f.task_ids.is_some(),
+        f.billable.is_some(),
+        f.statuses.is_some(),
+        f.running == Some(true),
+        f.running == Some(false),
+        after,
+        columns.timing,
+        columns.notes,
+        columns.billing,
+        columns.status,
+        columns.external_ref,
+        columns.stamps,
+        relations.project,
+        relations.client,
+        relations.task,
+        relations.user,
+    ];
+    let flags = bits
+        .iter()
+        .enumerate()
+        .fold(0u64, |acc, (i, bit)| acc | (u64::from(*bit) << i));
+    // Page sizes are small; the flags take the low 21 bits.
+    (u64::try_from(limit).unwrap_or(0) << 32) | flags
 }
 
 #[cfg(test)]
@@ -298,9 +496,9 @@ mod tests {
             user_ids: Some(vec![3]),
             ..EntryFilter::default()
         };
-        let query = page_query(&filter, Relations::ALL, Some((date, 182)), 101);
+        let query = page_query(&filter, PageRead::all(1), Some((date, 182)), 101);
         assert!(query.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
-        let sql = page_sql(&filter, Relations::ALL, Some((date, 182)), 101);
+        let sql = page_sql(&filter, PageRead::all(1), Some((date, 182)), 101);
         assert!(
             sql.contains(r#"("time_entries"."work_date", "time_entries"."id") > ($1, $2)"#),
             "{sql}"
@@ -314,13 +512,29 @@ mod tests {
 
     #[test]
     fn relations_left_out_are_joined_on_false_and_a_client_filter_joins_projects() {
-        let sql = page_sql(&EntryFilter::default(), Relations::default(), None, 21);
+        let sql = page_sql(
+            &EntryFilter::default(),
+            PageRead {
+                relations: Relations::default(),
+                ..PageRead::all(1)
+            },
+            None,
+            21,
+        );
         assert_eq!(sql.matches(" AND false)").count(), 4, "{sql}");
         let only_user = Relations {
             user: true,
             ..Relations::default()
         };
-        let sql = page_sql(&EntryFilter::default(), only_user, None, 21);
+        let sql = page_sql(
+            &EntryFilter::default(),
+            PageRead {
+                relations: only_user,
+                ..PageRead::all(1)
+            },
+            None,
+            21,
+        );
         assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
         assert!(
             sql.contains(r#"("users"."id" = "time_entries"."user_id") AND true)"#),
@@ -330,11 +544,65 @@ mod tests {
             client_ids: Some(vec![4]),
             ..EntryFilter::default()
         };
-        let sql = page_sql(&by_client, Relations::default(), None, 21);
+        let sql = page_sql(
+            &by_client,
+            PageRead {
+                relations: Relations::default(),
+                ..PageRead::all(1)
+            },
+            None,
+            21,
+        );
         assert!(
             sql.contains(r#"("projects"."id" = "time_entries"."project_id") AND true)"#),
             "{sql}"
         );
         assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
+    }
+
+    #[test]
+    fn columns_left_out_are_stood_in_for_and_each_combination_is_its_own_shape() {
+        let filter = EntryFilter::default();
+        let lean = EntryColumns {
+            timing: true,
+            ..EntryColumns::default()
+        };
+        let sql = page_sql(
+            &filter,
+            PageRead {
+                columns: lean,
+                relations: Relations::default(),
+                tenant_id: 1,
+            },
+            None,
+            21,
+        );
+        assert!(sql.contains(r#""time_entries"."minutes", '', false, NULL, '', NULL, 'epoch'::timestamptz, 'epoch'::timestamptz"#), "{sql}");
+        let all = page_sql(
+            &filter,
+            PageRead {
+                relations: Relations::default(),
+                ..PageRead::all(1)
+            },
+            None,
+            21,
+        );
+        assert!(
+            all.contains(r#""time_entries"."notes", "time_entries"."billable""#),
+            "{all}"
+        );
+        let shapes: std::collections::HashSet<u64> = [
+            shape(&filter, false, lean, Relations::default(), 21),
+            shape(&filter, false, EntryColumns::ALL, Relations::default(), 21),
+            shape(&filter, true, lean, Relations::default(), 21),
+            shape(&filter, false, lean, Relations::ALL, 21),
+            shape(&filter, false, lean, Relations::default(), 26),
+        ]
+        .into();
+        assert_eq!(shapes.len(), 5);
+        assert_eq!(
+            shape(&filter, false, lean, Relations::default(), 21),
+            shape(&filter, false, lean, Relations::default(), 21)
+        );
     }
 }

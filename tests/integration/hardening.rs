@@ -1314,3 +1314,87 @@ async fn an_api_token_or_a_password_change_racing_a_deactivation_or_sign_out_los
     assert!(after_commit, "the token waited for the deactivation");
     assert_eq!(app.count("SELECT count(*) AS n FROM acme.api_tokens").await, 0);
 }
+
+/// A client that varies a page's selection into hundreds of statement texts cannot make a
+/// connection keep a prepared statement for each, nor take every place for the shapes of
+/// other tenants: past its share, new shapes are planned each time they run, and still
+/// answer.
+#[tokio::test]
+async fn pages_of_hundreds_of_shapes_leave_a_connection_a_bounded_number_of_prepared_statements() {
+    use diesel::QueryableByName;
+    use diesel_async::RunQueryDsl;
+    let app = TestApp::with_pool_size(1).await;
+    let caching = app.db.pool_config(1).caches_statements();
+    let (a, b) = (app.create_tenant("acme").await, app.create_tenant("globex").await);
+    let mut admins = Vec::new();
+    for t in [&a, &b] {
+        let admin = app.login_admin(t).await;
+        let _ = app.as_user(t, &admin).catalog("100").await;
+        app.exec(&format!(
+            "INSERT INTO {}.time_entries (user_id, project_id, work_date, minutes, billable, notes)
+             SELECT 1, 1, date '2026-11-01' + i % 9, 15, true, 'e' || i FROM generate_series(1, 20) i",
+            t.tenant.schema
+        ))
+        .await;
+        admins.push(admin);
+    }
+    let parts = [
+        "minutes",
+        "notes",
+        "billable",
+        "status",
+        "externalRef",
+        "createdAt",
+        "project { name }",
+        "project { client { name } }",
+        "task { name }",
+        "user { email }",
+    ];
+    let query = |i: usize| {
+        let selection: Vec<&str> = parts
+            .iter()
+            .enumerate()
+            .filter(|(bit, _)| i & (1 << bit) != 0)
+            .map(|(_, part)| *part)
+            .collect();
+        format!(
+            "{{ timeEntries(first: 5) {{ edges {{ node {{ id {} }} }} }} }}",
+            selection.join(" ")
+        )
+    };
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let kept = async || {
+        let mut conn = app.pool.checkout().await.unwrap();
+        diesel::sql_query("SELECT count(*) AS n FROM pg_prepared_statements")
+            .get_result::<Count>(&mut *conn)
+            .await
+            .unwrap()
+            .n
+    };
+    let shapes = crowdminder::db::KEPT_SHAPES + 64;
+    for i in 0..shapes {
+        let page = app.gql(&a.host, Some(&admins[0]), &query(i), json!({})).await;
+        assert_eq!(
+            page["timeEntries"]["edges"].as_array().unwrap().len(),
+            5,
+            "{}",
+            query(i)
+        );
+    }
+    let after_flood = kept().await;
+    // The tenant's share of the pages' shapes, at most, and the few fixed statements of
+    // signing in and settings.
+    let share = i64::try_from(crowdminder::db::TENANT_SHAPES).unwrap();
+    assert!(
+        after_flood <= share + 20,
+        "{after_flood} statements kept after {shapes} shapes"
+    );
+    // Another tenant's new shape is still kept.
+    let page = app.gql(&b.host, Some(&admins[1]), &query(1023), json!({})).await;
+    assert_eq!(page["timeEntries"]["edges"].as_array().unwrap().len(), 5);
+    assert_eq!(kept().await - after_flood, i64::from(caching));
+}

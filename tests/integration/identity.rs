@@ -701,3 +701,46 @@ fn urlencode(raw: &str) -> String {
         })
         .collect()
 }
+
+/// `me` is answered from the row read when the credential was checked: no statement of its
+/// own once the credential is known. A change to the user is seen at once on the server
+/// that made it and on another as soon as the change notice arrives.
+#[tokio::test]
+async fn me_is_answered_from_the_checked_credential_and_follows_changes_on_every_server() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let me = "{ me { id email name role } }";
+    let (first, checked) = app.execute_counted(&t, &member, me).await;
+    assert!(
+        checked >= 1,
+        "the first request reads the user with its credential"
+    );
+    let (again, statements) = app.execute_counted(&t, &member, me).await;
+    assert_eq!(statements, 0, "later requests find it kept");
+    assert_eq!(again, first);
+    assert_eq!(again["me"]["email"], "dev@acme.example");
+    assert_eq!(again["me"]["role"], "MEMBER");
+
+    let other_server = app.second_server();
+    assert_eq!(
+        other_server.gql(&t.host, Some(&member), me, json!({})).await["me"]["role"],
+        "MEMBER"
+    );
+    app.gql(
+        &t.host,
+        Some(&admin),
+        "mutation($id: ID!) { updateUser(id: $id, input: {name: \"Dee Veloper\", role: MANAGER}) { name } }",
+        json!({ "id": first["me"]["id"] }),
+    )
+    .await;
+    let renamed = app.gql(&t.host, Some(&member), me, json!({})).await;
+    assert_eq!(renamed["me"]["name"], "Dee Veloper");
+    assert_eq!(renamed["me"]["role"], "MANAGER");
+    eventually(|| async {
+        let seen = other_server.post(&t.host, Some(&member), me, json!({})).await.1;
+        seen["data"]["me"]["name"] == "Dee Veloper" && seen["data"]["me"]["role"] == "MANAGER"
+    })
+    .await;
+}

@@ -1162,7 +1162,26 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
     // resolvers load, and both answer as the whole page did. Through a fragment on Node,
     // a relation the page's own selection leaves out is still found.
     let whole = |n: &Value, path: &[&str]| path.iter().fold(n.clone(), |v, k| v[*k].clone());
-    for (selection, path) in [
+    // Each field alone, then relations.
+    let scalars = [
+        "date",
+        "startedAt",
+        "endedAt",
+        "minutes",
+        "hours",
+        "running",
+        "notes",
+        "billable",
+        "rate",
+        "amount",
+        "status",
+        "externalRef",
+        "createdAt",
+        "updatedAt",
+    ];
+    let alone: Vec<(String, [&str; 1])> = scalars.iter().map(|f| (format!("id {f}"), [*f])).collect();
+    let alone = alone.iter().map(|(s, p)| (s.as_str(), &p[..]));
+    for (selection, path) in alone.chain([
         ("id minutes", &["minutes"][..]),
         ("id user { email }", &["user", "email"][..]),
         ("id project { name hourlyRate }", &["project", "name"][..]),
@@ -1174,7 +1193,7 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
             "id ... on Node { ... on TimeEntry { project { client { billingEmail } } } }",
             &["project", "client", "billingEmail"][..],
         ),
-    ] {
+    ]) {
         let query = |extra: &str| {
             format!("{{ timeEntries(first: 5) {{ edges {{ node {{ {selection} {extra} }} }} }} }}")
         };

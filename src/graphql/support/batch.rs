@@ -61,14 +61,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub fn batched<F: Future>(batcher: Arc<Batcher>, request: F) -> Batched<F> {
     Batched {
         request: Box::pin(request),
+        answer: None,
         batcher,
         running: FuturesUnordered::new(),
     }
 }
 
 /// A request and the batches it is waiting for, polled together in its task.
-pub struct Batched<F> {
+pub struct Batched<F: Future> {
     request: Pin<Box<F>>,
+    /// The request's answer, once it has one, while batches it started still run.
+    answer: Option<F::Output>,
     batcher: Arc<Batcher>,
     running: FuturesUnordered<BoxFuture<'static, ()>>,
 }
@@ -79,6 +82,9 @@ impl<F: Future> Batched<F> {
         while let Poll::Ready(Some(())) = self.running.poll_next_unpin(cx) {}
     }
 }
+
+// Nothing in it relies on being pinned: the request is pinned in its own box.
+impl<F: Future> Unpin for Batched<F> {}
 
 impl<F: Future> Future for Batched<F> {
     type Output = F::Output;
@@ -93,11 +99,22 @@ impl<F: Future> Future for Batched<F> {
         }
         this.batcher.driven.store(true, Ordering::Release);
         this.progress(cx);
-        this.batcher.polling.store(true, Ordering::Release);
-        let polled = this.request.as_mut().poll(cx);
-        this.batcher.polling.store(false, Ordering::Release);
-        if polled.is_ready() {
-            return polled;
+        if this.answer.is_none() {
+            this.batcher.polling.store(true, Ordering::Release);
+            let polled = this.request.as_mut().poll(cx);
+            this.batcher.polling.store(false, Ordering::Release);
+            if let Poll::Ready(answer) = polled {
+                this.answer = Some(answer);
+            }
+        }
+        if this.answer.is_some() {
+            // A field that failed may leave the loads of its siblings in a batch under
+            // way: it ends before the request does, so no statement is cut off midway on
+            // the unit's connection.
+            if this.running.is_empty() {
+                return Poll::Ready(this.answer.take().expect("just checked"));
+            }
+            return Poll::Pending;
         }
         // Everything that could ask has asked: start what it asked for.
         let due = this.batcher.take_due();

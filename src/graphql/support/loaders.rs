@@ -38,8 +38,9 @@ pub struct Loader<T: BatchLoader<K>, K: Key = i64> {
 type Loaded<V> = Result<Option<V>, Arc<AppError>>;
 
 struct LoaderState<K, V> {
-    /// What was loaded or fed: `None` for a key with no row.
-    found: HashMap<K, Option<V>>,
+    /// What was loaded or fed. A key with no row is not kept: a later field of the
+    /// request (after a mutation, say) asks again.
+    found: HashMap<K, V>,
     /// Who waits for each key being loaded or queued.
     waiting: HashMap<K, Vec<oneshot::Sender<Loaded<V>>>>,
     /// Keys asked for and not yet in a batch.
@@ -68,17 +69,19 @@ impl<T: BatchLoader<K>, K: Key> Loader<T, K> {
     pub async fn load_one(self: &Arc<Self>, key: K) -> Loaded<T::Value> {
         if !self.batcher.is_driven() {
             if let Some(found) = self.state().found.get(&key) {
-                return Ok(found.clone());
+                return Ok(Some(found.clone()));
             }
             let mut rows = self.batch.load(std::slice::from_ref(&key)).await?;
             let row = rows.remove(&key);
-            self.state().found.insert(key, row.clone());
+            if let Some(row) = &row {
+                self.state().found.insert(key, row.clone());
+            }
             return Ok(row);
         }
         let receiver = {
             let mut state = self.state();
             if let Some(found) = state.found.get(&key) {
-                return Ok(found.clone());
+                return Ok(Some(found.clone()));
             }
             let (sender, receiver) = oneshot::channel();
             let first_queued = state.queued.is_empty();
@@ -110,7 +113,7 @@ impl<T: BatchLoader<K>, K: Key> Loader<T, K> {
             for waiter in state.waiting.remove(&key).into_iter().flatten() {
                 let _ = waiter.send(Ok(Some(value.clone())));
             }
-            state.found.insert(key, Some(value));
+            state.found.insert(key, value);
         }
     }
 
@@ -130,7 +133,9 @@ impl<T: BatchLoader<K>, K: Key> Loader<T, K> {
                     for waiter in state.waiting.remove(&key).into_iter().flatten() {
                         let _ = waiter.send(Ok(row.clone()));
                     }
-                    state.found.insert(key, row);
+                    if let Some(row) = row {
+                        state.found.insert(key, row);
+                    }
                 }
             }
             Err(e) => {
@@ -268,6 +273,8 @@ mod tests {
     struct Doubles {
         batches: Mutex<Vec<Vec<i64>>>,
         failing: AtomicBool,
+        /// How many more times each batch waits before it answers.
+        slowness: usize,
     }
 
     impl BatchFn<i64> for Doubles {
@@ -276,7 +283,9 @@ mod tests {
 
         async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, i64>, Arc<AppError>> {
             self.batches.lock().unwrap().push(keys.to_vec());
-            tokio::task::yield_now().await;
+            for _ in 0..=self.slowness {
+                tokio::task::yield_now().await;
+            }
             if self.failing.load(Ordering::Relaxed) {
                 return Err(Arc::new(AppError::internal(anyhow::anyhow!("down"))));
             }
@@ -320,7 +329,8 @@ mod tests {
         assert_eq!(batches(&loader), vec![vec![2, 3, 4]]);
         let lone = polled_to_end(batched(Arc::clone(&batcher), loader.load_one(6)));
         assert_eq!(lone.unwrap(), Some(12));
-        // What was loaded, found or not, is not asked again; what was fed is never asked.
+        // What was found is not asked again, what was not found is; what was fed is never
+        // asked.
         loader.feed_many([(10, 99)]);
         let cached = polled_to_end(batched(Arc::clone(&batcher), async {
             futures_util::join!(loader.load_one(3), loader.load_one(4), loader.load_one(10))
@@ -329,7 +339,7 @@ mod tests {
             (cached.0.unwrap(), cached.1.unwrap(), cached.2.unwrap()),
             (None, Some(8), Some(99))
         );
-        assert_eq!(batches(&loader), vec![vec![2, 3, 4], vec![6]]);
+        assert_eq!(batches(&loader), vec![vec![2, 3, 4], vec![6], vec![3]]);
     }
 
     #[tokio::test]
@@ -368,5 +378,27 @@ mod tests {
             .expect("the driver was woken for the spawned task's batch");
         assert_eq!(answer.unwrap(), Some(16));
         assert_eq!(batches(&loader), vec![vec![2], vec![8]]);
+    }
+
+    #[test]
+    fn a_request_that_ends_while_its_batch_runs_lets_the_batch_finish() {
+        let batcher = Arc::new(Batcher::default());
+        let doubles = Doubles {
+            slowness: 3,
+            ..Doubles::default()
+        };
+        let loader = Arc::new(Loader::new(doubles, Arc::clone(&batcher)));
+        // One field asks for a row, its sibling fails a poll later: the request is over
+        // while the batch is still under way.
+        let failed = polled_to_end(batched(Arc::clone(&batcher), async {
+            futures_util::future::try_join(async { loader.load_one(2).await.map_err(|_| ()) }, async {
+                tokio::task::yield_now().await;
+                Err::<(), ()>(())
+            })
+            .await
+        }));
+        assert!(failed.is_err());
+        assert_eq!(batches(&loader), vec![vec![2]]);
+        assert_eq!(loader.state().found.get(&2), Some(&4), "the batch ran to its end");
     }
 }

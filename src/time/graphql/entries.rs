@@ -21,7 +21,7 @@ use crate::settings;
 use crate::settings::graphql::RequestSettings;
 use crate::time::catalog::{Client, Project, Task};
 use crate::time::entries::{self, EntryChanges, EntryStatus, NewEntry, TimeEntry};
-use crate::time::entry_pages::{self, EntryFilter, Relations};
+use crate::time::entry_pages::{self, EntryColumns, EntryFilter, PageRead, Relations};
 use crate::time::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
 use crate::time::timers::{self, NewTimer};
 use crate::time::timesheets::{self, Timesheet, TimesheetFilter, TimesheetMinutes, TimesheetStatus};
@@ -428,29 +428,42 @@ impl TimeQuery {
             running: f.running,
         };
         // Usually the request's first statement: it goes out together with the BEGIN. The
-        // relations the selection reads (on edges' nodes or on nodes) come joined in it.
+        // columns and relations the selection reads (on edges' nodes or on nodes) come in it.
         let limit = page.keyset().limit;
         let filter = &filter;
         let look = ctx.look_ahead();
-        let relations = {
-            let nodes = [look.field("edges").field("node"), look.field("nodes")];
-            fn has(at: async_graphql::Lookahead<'_>, path: &[&str]) -> bool {
-                match path {
-                    [] => at.exists(),
-                    [name, rest @ ..] => has(at.field(name), rest),
-                }
+        let nodes = [look.field("edges").field("node"), look.field("nodes")];
+        fn has(at: async_graphql::Lookahead<'_>, path: &[&str]) -> bool {
+            match path {
+                [] => at.exists(),
+                [name, rest @ ..] => has(at.field(name), rest),
             }
-            let any = |path: &[&str]| nodes.iter().any(|node| has(node.field(path[0]), &path[1..]));
-            Relations {
-                project: any(&["project"]) || any(&["task", "project"]),
-                client: any(&["project", "client"]) || any(&["task", "project", "client"]),
-                task: any(&["task"]),
-                user: any(&["user"]),
-            }
+        }
+        let any = |path: &[&str]| nodes.iter().any(|node| has(node.field(path[0]), &path[1..]));
+        let relations = Relations {
+            project: any(&["project"]) || any(&["task", "project"]),
+            client: any(&["project", "client"]) || any(&["task", "project", "client"]),
+            task: any(&["task"]),
+            user: any(&["user"]),
+        };
+        let columns = EntryColumns {
+            timing: ["startedAt", "endedAt", "minutes", "hours", "running", "amount"]
+                .iter()
+                .any(|f| any(&[f])),
+            notes: any(&["notes"]),
+            billing: any(&["billable"]) || any(&["rate"]) || any(&["amount"]),
+            status: any(&["status"]),
+            external_ref: any(&["externalRef"]),
+            stamps: any(&["createdAt"]) || any(&["updatedAt"]),
+        };
+        let read = PageRead {
+            columns,
+            relations,
+            tenant_id: req.db.tenant().id,
         };
         let mut rows = req
             .db
-            .read(async |conn| entry_pages::page_on(conn, filter, relations, after, limit).await)
+            .read(async |conn| entry_pages::page_on(conn, filter, read, after, limit).await)
             .await?;
         let has_next_page = rows.len() > page.first;
         rows.truncate(page.first);
@@ -475,6 +488,7 @@ impl TimeQuery {
         let settings = req.settings().await?;
         Ok(EntryPage {
             rows,
+            columns,
             users,
             minor_units: settings::currency::minor_units(&settings.currency).unwrap_or(2),
             has_previous_page: after.is_some(),

@@ -20,7 +20,8 @@ use crate::auth::users::User;
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{ById, NodeType, PageStats, RequestContext, feed};
 use crate::time::catalog::{Client, Project, Task};
-use crate::time::entry_pages::EntryRow;
+use crate::time::entries;
+use crate::time::entry_pages::{EntryColumns, EntryRow};
 use crate::time::reports;
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
@@ -34,6 +35,8 @@ pub struct EntryPage {
     ///
     /// [`Relations`]: crate::time::entry_pages::Relations
     pub rows: Vec<EntryRow>,
+    /// Which of the entries' columns were read; the others hold stand-ins.
+    pub columns: EntryColumns,
     /// The users the signed-in user may see among the page's, by id; `None` when no `user`
     /// was selected, and none were loaded.
     pub users: Option<HashMap<i64, User>>,
@@ -101,6 +104,7 @@ impl EntryPage {
         out: &mut Json,
     ) -> Option<()> {
         let entry = &row.entry;
+        let c = self.columns;
         direct::object(
             ctx,
             &field.selection_set.node,
@@ -137,25 +141,30 @@ impl EntryPage {
                         // Not joined: the resolvers load it.
                         (None, Some(_)) => return None,
                     },
+                    // Each field only when its columns were read (see `EntryColumns`).
                     "date" => out.date(&entry.work_date),
-                    "startedAt" => out.nullable(entry.started_at.as_ref()),
-                    "endedAt" => out.nullable(entry.ended_at.as_ref()),
-                    "minutes" => match entry.minutes {
+                    "startedAt" if c.timing => out.nullable(entry.started_at.as_ref()),
+                    "endedAt" if c.timing => out.nullable(entry.ended_at.as_ref()),
+                    "minutes" if c.timing => match entry.minutes {
                         Some(minutes) => out.int(minutes.into()),
                         None => out.null(),
                     },
-                    "hours" => {
+                    "hours" if c.timing => {
                         out.nullable_decimal(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref())
                     }
-                    "running" => out.bool(entry.running()),
-                    "notes" => out.str(&entry.notes),
-                    "billable" => out.bool(entry.billable),
-                    "rate" => out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
-                    "amount" => out.nullable_decimal(entry.amount(self.minor_units).as_ref()),
-                    "status" => out.enumeration(&entry.status()),
-                    "externalRef" => out.nullable_str(entry.external_ref.as_deref()),
-                    "createdAt" => out.scalar(&entry.created_at),
-                    "updatedAt" => out.scalar(&entry.updated_at),
+                    "running" if c.timing => out.bool(entry.running()),
+                    "notes" if c.notes => out.str(&entry.notes),
+                    "billable" if c.billing => out.bool(entry.billable),
+                    "rate" if c.billing => {
+                        out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref())
+                    }
+                    "amount" if c.timing && c.billing => {
+                        out.nullable_decimal(entry.amount(self.minor_units).as_ref())
+                    }
+                    "status" if c.status => out.enumeration(&entry.status()),
+                    "externalRef" if c.external_ref => out.nullable_str(entry.external_ref.as_deref()),
+                    "createdAt" if c.stamps => out.scalar(&entry.created_at),
+                    "updatedAt" if c.stamps => out.scalar(&entry.updated_at),
                     _ => return None,
                 }
                 Some(())
@@ -204,12 +213,33 @@ impl OutputType for EntryPage {
         if let Some(users) = &self.users {
             feed(&req.loader::<ById<User>>(), users);
         }
+        // The resolvers read any column: entries read in part are read again whole, in
+        // one statement. One deleted in between is left out, as a page read after the
+        // deletion would have it.
+        let mut whole = if self.columns.is_all() {
+            None
+        } else {
+            let ids: Vec<i64> = self.rows.iter().map(|r| r.entry.id).collect();
+            let read = async {
+                let mut conn = req.db.conn().await?;
+                entries::by_ids(&mut conn, &ids).await
+            };
+            let entries = read
+                .await
+                .map_err(|e| async_graphql::Error::from(e).into_server_error(field.pos))?;
+            Some(entries.into_iter().map(|e| (e.id, e)).collect::<HashMap<_, _>>())
+        };
         let mut connection = EntryConnection::new(self.has_previous_page, self.has_next_page);
-        connection.edges.extend(self.rows.iter().map(|r| {
-            Edge::new(
+        connection.edges.extend(self.rows.iter().filter_map(|r| {
+            let entry = match &mut whole {
+                Some(whole) => whole.remove(&r.entry.id)?,
+                None => r.entry.clone(),
+            };
+            // The cursor is where the page read the entry, as the direct writer gives it.
+            Some(Edge::new(
                 OpaqueCursor((r.entry.work_date, r.entry.id)),
-                TimeEntryNode(r.entry.clone()),
-            )
+                TimeEntryNode(entry),
+            ))
         }));
         connection.resolve(ctx, field).await
     }
