@@ -495,7 +495,12 @@ fn main() {
     for (read, ms) in reads.iter().zip(&singles) {
         println!("  {:<46} {ms:.3}", read.name);
     }
-    let single_of = |name: &str| reads.iter().position(|r| r.name.starts_with(name)).map(|i| singles[i]);
+    let single_of = |name: &str| {
+        reads
+            .iter()
+            .position(|r| r.name.starts_with(name))
+            .map(|i| singles[i])
+    };
     if let (Some(me), Some(settings)) = (single_of("me "), single_of("tenantSettings")) {
         println!("  me over tenantSettings: {:+.3} ms", me - settings);
     }
