@@ -89,6 +89,67 @@ impl EntryColumns {
     pub fn is_all(&self) -> bool {
         *self == Self::ALL
     }
+
+    /// The `TimeEntry` fields that read columns beyond the keys.
+    pub const FIELDS: [&'static str; 13] = [
+        "startedAt",
+        "endedAt",
+        "minutes",
+        "hours",
+        "running",
+        "notes",
+        "billable",
+        "rate",
+        "amount",
+        "status",
+        "externalRef",
+        "createdAt",
+        "updatedAt",
+    ];
+
+    /// The columns the `TimeEntry` field `name` reads (none for the keys' fields and for
+    /// relations): one mapping for what a page reads and for what its writer may write.
+    pub fn of_field(name: &str) -> Self {
+        let none = Self::default();
+        match name {
+            "startedAt" | "endedAt" | "minutes" | "hours" | "running" => Self { timing: true, ..none },
+            "notes" => Self { notes: true, ..none },
+            "billable" | "rate" => Self {
+                billing: true,
+                ..none
+            },
+            "amount" => Self {
+                timing: true,
+                billing: true,
+                ..none
+            },
+            "status" => Self { status: true, ..none },
+            "externalRef" => Self {
+                external_ref: true,
+                ..none
+            },
+            "createdAt" | "updatedAt" => Self { stamps: true, ..none },
+            _ => none,
+        }
+    }
+
+    /// Both sets of columns.
+    #[must_use]
+    pub fn with(self, other: Self) -> Self {
+        Self {
+            timing: self.timing || other.timing,
+            notes: self.notes || other.notes,
+            billing: self.billing || other.billing,
+            status: self.status || other.status,
+            external_ref: self.external_ref || other.external_ref,
+            stamps: self.stamps || other.stamps,
+        }
+    }
+
+    /// Whether every column of `other` is here.
+    pub fn covers(self, other: Self) -> bool {
+        self.with(other) == self
+    }
 }
 
 /// A selected column, or in its place a constant of its type: kept or not, the row has the
@@ -604,5 +665,27 @@ mod tests {
             shape(&filter, false, lean, Relations::default(), 21),
             shape(&filter, false, lean, Relations::default(), 21)
         );
+    }
+
+    #[test]
+    fn each_field_names_its_columns_and_a_set_covers_only_what_it_holds() {
+        for field in EntryColumns::FIELDS {
+            assert_ne!(EntryColumns::of_field(field), EntryColumns::default(), "{field}");
+        }
+        for field in ["id", "date", "user", "project", "task", "__typename"] {
+            assert_eq!(EntryColumns::of_field(field), EntryColumns::default(), "{field}");
+        }
+        let timing = EntryColumns::of_field("minutes");
+        assert!(timing.covers(EntryColumns::of_field("running")));
+        assert!(
+            !timing.covers(EntryColumns::of_field("amount")),
+            "amount needs the rate too"
+        );
+        let amount = timing.with(EntryColumns::of_field("rate"));
+        assert!(amount.covers(EntryColumns::of_field("amount")));
+        let all = EntryColumns::FIELDS
+            .iter()
+            .fold(EntryColumns::default(), |c, f| c.with(EntryColumns::of_field(f)));
+        assert!(all.is_all());
     }
 }

@@ -446,16 +446,12 @@ impl TimeQuery {
             task: any(&["task"]),
             user: any(&["user"]),
         };
-        let columns = EntryColumns {
-            timing: ["startedAt", "endedAt", "minutes", "hours", "running", "amount"]
-                .iter()
-                .any(|f| any(&[f])),
-            notes: any(&["notes"]),
-            billing: any(&["billable"]) || any(&["rate"]) || any(&["amount"]),
-            status: any(&["status"]),
-            external_ref: any(&["externalRef"]),
-            stamps: any(&["createdAt"]) || any(&["updatedAt"]),
-        };
+        let columns = EntryColumns::FIELDS
+            .iter()
+            .filter(|f| any(&[f]))
+            .fold(EntryColumns::default(), |columns, f| {
+                columns.with(EntryColumns::of_field(f))
+            });
         let read = PageRead {
             columns,
             relations,

@@ -104,7 +104,6 @@ impl EntryPage {
         out: &mut Json,
     ) -> Option<()> {
         let entry = &row.entry;
-        let c = self.columns;
         direct::object(
             ctx,
             &field.selection_set.node,
@@ -112,7 +111,12 @@ impl EntryPage {
             out,
             |f, out| {
                 let set = &f.selection_set.node;
-                match direct::name(f) {
+                let name = direct::name(f);
+                // A field whose columns were not read (see `EntryColumns`) is the resolvers'.
+                if !self.columns.covers(EntryColumns::of_field(name)) {
+                    return None;
+                }
+                match name {
                     "id" => out.id(NodeType::TimeEntry, entry.id),
                     "user" => match self.users.as_ref()?.get(&entry.user_id) {
                         Some(user) => direct::object(ctx, set, NodeType::User.name(), out, |u, out| {
@@ -141,30 +145,25 @@ impl EntryPage {
                         // Not joined: the resolvers load it.
                         (None, Some(_)) => return None,
                     },
-                    // Each field only when its columns were read (see `EntryColumns`).
                     "date" => out.date(&entry.work_date),
-                    "startedAt" if c.timing => out.nullable(entry.started_at.as_ref()),
-                    "endedAt" if c.timing => out.nullable(entry.ended_at.as_ref()),
-                    "minutes" if c.timing => match entry.minutes {
+                    "startedAt" => out.nullable(entry.started_at.as_ref()),
+                    "endedAt" => out.nullable(entry.ended_at.as_ref()),
+                    "minutes" => match entry.minutes {
                         Some(minutes) => out.int(minutes.into()),
                         None => out.null(),
                     },
-                    "hours" if c.timing => {
+                    "hours" => {
                         out.nullable_decimal(entry.minutes.map(|m| reports::hours(i64::from(m))).as_ref())
                     }
-                    "running" if c.timing => out.bool(entry.running()),
-                    "notes" if c.notes => out.str(&entry.notes),
-                    "billable" if c.billing => out.bool(entry.billable),
-                    "rate" if c.billing => {
-                        out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref())
-                    }
-                    "amount" if c.timing && c.billing => {
-                        out.nullable_decimal(entry.amount(self.minor_units).as_ref())
-                    }
-                    "status" if c.status => out.enumeration(&entry.status()),
-                    "externalRef" if c.external_ref => out.nullable_str(entry.external_ref.as_deref()),
-                    "createdAt" if c.stamps => out.scalar(&entry.created_at),
-                    "updatedAt" if c.stamps => out.scalar(&entry.updated_at),
+                    "running" => out.bool(entry.running()),
+                    "notes" => out.str(&entry.notes),
+                    "billable" => out.bool(entry.billable),
+                    "rate" => out.nullable_decimal(entry.hourly_rate.map(|r| r.normalize()).as_ref()),
+                    "amount" => out.nullable_decimal(entry.amount(self.minor_units).as_ref()),
+                    "status" => out.enumeration(&entry.status()),
+                    "externalRef" => out.nullable_str(entry.external_ref.as_deref()),
+                    "createdAt" => out.scalar(&entry.created_at),
+                    "updatedAt" => out.scalar(&entry.updated_at),
                     _ => return None,
                 }
                 Some(())
