@@ -107,11 +107,14 @@ impl UserNode {
     /// A field's value written directly ([`crate::graphql::support::direct`]), as the resolvers
     /// above give it.
     pub fn direct_field(
-        user: &User,
+        user: crate::db::columns::Partial<'_, User>,
         field: &async_graphql::parser::types::Field,
         out: &mut crate::graphql::support::direct::Json,
     ) -> Option<()> {
-        match crate::graphql::support::direct::name(field) {
+        let name = crate::graphql::support::direct::name(field);
+        // A field whose columns were not read is the resolvers'.
+        let user = user.for_field(name)?;
+        match name {
             "id" => out.id(NodeType::User, user.id),
             "email" => out.str(&user.email),
             "name" => out.str(&user.name),

@@ -28,6 +28,29 @@ pub struct User {
     pub token_version: i64,
 }
 
+// The columns a page of entries reads of its entries' users, by the fields that read them
+// (see `crate::db::columns`).
+crate::db::columns::read_in_part!(User, "u", "users", blank: User {
+    id: 0,
+    email: String::new(),
+    name: String::new(),
+    role: RoleColumn(Role::Member),
+    active: false,
+    created_at: DateTime::UNIX_EPOCH,
+    updated_at: DateTime::UNIX_EPOCH,
+    token_version: 0,
+}, {
+    id: BigInt => key,
+    email: Text => ["email"],
+    name: Text => ["name"],
+    role: Text as String => ["role"],
+    active: Bool => ["active"],
+    created_at: Timestamptz => ["createdAt"],
+    updated_at: Timestamptz => ["updatedAt"],
+    // No field shows it: read only with every column (a whole user).
+    token_version: BigInt => [],
+});
+
 /// The `role` column read into a [`Role`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RoleColumn(pub Role);

@@ -3,6 +3,7 @@
 //! connection: the pool, which keeps every connection free of any tenant's `search_path`,
 //! is [`crate::tenancy::DbPool`].
 
+pub mod columns;
 pub mod schema;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -19,13 +20,13 @@ pub mod functions {
     }
 }
 
-/// An `ILIKE` pattern matching `raw` anywhere, its own `%`, `_` and `\` taken literally.
 /// A statement as diesel shows it (`SQL -- binds: [...]`) without its bound values, which
 /// may be anything a client sent or a password hash: only the SQL text is logged.
 pub fn without_binds(shown: &str) -> &str {
     shown.rfind(" -- binds: ").map_or(shown, |at| &shown[..at])
 }
 
+/// An `ILIKE` pattern matching `raw` anywhere, its own `%`, `_` and `\` taken literally.
 pub fn contains_pattern(raw: &str) -> String {
     format!(
         "%{}%",

@@ -51,6 +51,64 @@ pub struct Task {
     pub created_at: DateTime<Utc>,
 }
 
+// The columns a page of entries reads of its entries' clients, projects and tasks, by the
+// fields that read them (see `crate::db::columns`).
+crate::db::columns::read_in_part!(Client, "c", "clients", blank: Client {
+    id: 0,
+    name: String::new(),
+    billing_email: None,
+    archived: false,
+    created_at: DateTime::UNIX_EPOCH,
+    updated_at: DateTime::UNIX_EPOCH,
+}, {
+    id: BigInt => key,
+    name: Text => ["name"],
+    billing_email: Nullable<Text> => ["billingEmail"],
+    archived: Bool => ["archived"],
+    created_at: Timestamptz => ["createdAt"],
+    updated_at: Timestamptz => ["updatedAt"],
+});
+
+crate::db::columns::read_in_part!(Project, "p", "projects", blank: Project {
+    id: 0,
+    client_id: 0,
+    code: None,
+    name: String::new(),
+    billable: false,
+    hourly_rate: None,
+    budget_hours: None,
+    archived: false,
+    created_at: DateTime::UNIX_EPOCH,
+    updated_at: DateTime::UNIX_EPOCH,
+}, {
+    id: BigInt => key,
+    client_id: BigInt => key,
+    code: Nullable<Text> => ["code"],
+    name: Text => ["name"],
+    billable: Bool => ["billable"],
+    hourly_rate: Nullable<Numeric> => ["hourlyRate"],
+    budget_hours: Nullable<Numeric> => ["budgetHours"],
+    archived: Bool => ["archived"],
+    created_at: Timestamptz => ["createdAt"],
+    updated_at: Timestamptz => ["updatedAt"],
+});
+
+crate::db::columns::read_in_part!(Task, "t", "tasks", blank: Task {
+    id: 0,
+    project_id: 0,
+    name: String::new(),
+    billable: None,
+    archived: false,
+    created_at: DateTime::UNIX_EPOCH,
+}, {
+    id: BigInt => key,
+    project_id: BigInt => key,
+    name: Text => ["name"],
+    billable: Nullable<Bool> => ["billable"],
+    archived: Bool => ["archived"],
+    created_at: Timestamptz => ["createdAt"],
+});
+
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = project_members)]
 pub struct ProjectMember {

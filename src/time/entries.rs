@@ -65,6 +65,42 @@ pub struct TimeEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+// The columns a page of entries reads, by the fields that read them (see
+// `crate::db::columns`); the keys and the date are always read, for the cursor.
+crate::db::columns::read_in_part!(TimeEntry, "e", "time_entries", blank: TimeEntry {
+    id: 0,
+    user_id: 0,
+    project_id: 0,
+    task_id: None,
+    work_date: NaiveDate::default(),
+    started_at: None,
+    ended_at: None,
+    minutes: None,
+    notes: String::new(),
+    billable: false,
+    hourly_rate: None,
+    status: String::new(),
+    external_ref: None,
+    created_at: DateTime::UNIX_EPOCH,
+    updated_at: DateTime::UNIX_EPOCH,
+}, {
+    id: BigInt => key,
+    user_id: BigInt => key,
+    project_id: BigInt => key,
+    task_id: Nullable<BigInt> => key,
+    work_date: Date => key,
+    started_at: Nullable<Timestamptz> => ["startedAt", "running"],
+    ended_at: Nullable<Timestamptz> => ["endedAt", "running"],
+    minutes: Nullable<Integer> => ["minutes", "hours", "amount"],
+    notes: Text => ["notes"],
+    billable: Bool => ["billable", "amount"],
+    hourly_rate: Nullable<Numeric> => ["rate", "amount"],
+    status: Text => ["status"],
+    external_ref: Nullable<Text> => ["externalRef"],
+    created_at: Timestamptz => ["createdAt"],
+    updated_at: Timestamptz => ["updatedAt"],
+});
+
 impl TimeEntry {
     pub fn status(&self) -> EntryStatus {
         EntryStatus::from_db(&self.status)

@@ -1,16 +1,27 @@
 //! Pages of time entries in date order (then id), with the columns and relations their
-//! selection reads (project, client, task, user), in one statement that each connection
-//! keeps prepared (one per page size, columns and relations: all are written in, see
-//! [`crate::db::OrderedLimit`], [`EntryColumns`] and [`Relations`]).
+//! selection reads (project, client, task, user), in one statement. Its text holds only
+//! what varies with the request (the page size, the filters given, the columns and joins
+//! the selection reads; see [`PageRead`]), each value bound, so each connection keeps it
+//! prepared with a plan made for it (within [`crate::db::kept_prepared`]'s caps). Its rows
+//! are read by column name ([`crate::db::columns`]): a column left out is a placeholder in
+//! the row, which the page's writer never shows, and the resolvers read the page's
+//! entries again whole (see `EntryPage`).
+
+use std::hash::{Hash, Hasher};
 
 use chrono::NaiveDate;
-use diesel::prelude::*;
+use diesel::deserialize;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::row::{Field as _, NamedRow};
+use diesel::sql_types::{Array, BigInt, Bool, Date, Text, Untyped};
+use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::catalog::{Client, Project, Task};
 use super::entries::{EntryStatus, TimeEntry};
 use crate::auth::users::User;
-use crate::db::schema::{clients, projects, tasks, time_entries, users};
+use crate::db::columns::{Picked, ReadInPart};
 use crate::error::AppResult;
 
 #[derive(Debug, Default, Clone)]
@@ -26,243 +37,40 @@ pub struct EntryFilter {
     pub running: Option<bool>,
 }
 
-/// Which of an entry's relations a page joins in: those its selection reads (a client
-/// filter needs the project). Each is joined on a condition written `true` or `false` into
-/// the statement, so a relation left out costs PostgreSQL nothing (the join's condition is
-/// false once, for the whole plan) and the page is one kind of row whatever it joins.
+/// Which of an entry's relations a page joins in, and which of their columns it reads:
+/// those its selection reads (`None`: not joined). The project, its client and the user
+/// are joined inner (every entry has them), the task on the left.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Relations {
-    pub project: bool,
-    /// The project's client (with the project).
-    pub client: bool,
-    pub task: bool,
-    pub user: bool,
+    pub project: Option<Picked<Project>>,
+    /// The project's client (joined with the project).
+    pub client: Option<Picked<Client>>,
+    pub task: Option<Picked<Task>>,
+    pub user: Option<Picked<User>>,
 }
 
 impl Relations {
-    pub const ALL: Relations = Relations {
-        project: true,
-        client: true,
-        task: true,
-        user: true,
-    };
-
-    /// What a page under `filter` must join besides: its client filter reads projects.
-    fn for_filter(self, filter: &EntryFilter) -> Self {
-        let client = self.client || filter.client_ids.is_some();
+    /// Every relation, whole.
+    pub fn all() -> Self {
         Self {
-            project: self.project || client,
-            client: self.client,
-            ..self
-        }
-    }
-}
-
-/// Which of an entry's own columns a page reads besides its keys (id, user, project, task,
-/// date), named by the fields that read them. A column left out is written into the
-/// statement as a constant of its type (`NULL`, `''`, `false`, the epoch), which the page's
-/// writer never reads: it writes a field only when its columns were read, and the
-/// resolvers read the page's entries again whole (see `EntryPage`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EntryColumns {
-    /// `started_at`, `ended_at`, `minutes`.
-    pub timing: bool,
-    pub notes: bool,
-    /// `billable`, `hourly_rate`.
-    pub billing: bool,
-    pub status: bool,
-    pub external_ref: bool,
-    /// `created_at`, `updated_at`.
-    pub stamps: bool,
-}
-
-impl EntryColumns {
-    pub const ALL: EntryColumns = EntryColumns {
-        timing: true,
-        notes: true,
-        billing: true,
-        status: true,
-        external_ref: true,
-        stamps: true,
-    };
-
-    pub fn is_all(&self) -> bool {
-        *self == Self::ALL
-    }
-
-    /// The `TimeEntry` fields that read columns beyond the keys.
-    pub const FIELDS: [&'static str; 13] = [
-        "startedAt",
-        "endedAt",
-        "minutes",
-        "hours",
-        "running",
-        "notes",
-        "billable",
-        "rate",
-        "amount",
-        "status",
-        "externalRef",
-        "createdAt",
-        "updatedAt",
-    ];
-
-    /// The columns the `TimeEntry` field `name` reads (none for the keys' fields and for
-    /// relations): one mapping for what a page reads and for what its writer may write.
-    pub fn of_field(name: &str) -> Self {
-        let none = Self::default();
-        match name {
-            "startedAt" | "endedAt" | "minutes" | "hours" | "running" => Self { timing: true, ..none },
-            "notes" => Self { notes: true, ..none },
-            "billable" | "rate" => Self {
-                billing: true,
-                ..none
-            },
-            "amount" => Self {
-                timing: true,
-                billing: true,
-                ..none
-            },
-            "status" => Self { status: true, ..none },
-            "externalRef" => Self {
-                external_ref: true,
-                ..none
-            },
-            "createdAt" | "updatedAt" => Self { stamps: true, ..none },
-            _ => none,
+            project: Some(Picked::all()),
+            client: Some(Picked::all()),
+            task: Some(Picked::all()),
+            user: Some(Picked::all()),
         }
     }
 
-    /// Both sets of columns.
-    #[must_use]
-    pub fn with(self, other: Self) -> Self {
-        Self {
-            timing: self.timing || other.timing,
-            notes: self.notes || other.notes,
-            billing: self.billing || other.billing,
-            status: self.status || other.status,
-            external_ref: self.external_ref || other.external_ref,
-            stamps: self.stamps || other.stamps,
-        }
+    /// What a page under `filter` joins: a client (or a client filter) needs the project.
+    fn joined(self, filter: &EntryFilter) -> Self {
+        let project = (self.client.is_some() || filter.client_ids.is_some())
+            .then(Picked::keys)
+            .map_or(self.project, |keys| Some(self.project.unwrap_or(keys)));
+        Self { project, ..self }
     }
-
-    /// Whether every column of `other` is here.
-    pub fn covers(self, other: Self) -> bool {
-        self.with(other) == self
-    }
-}
-
-/// A selected column, or in its place a constant of its type: kept or not, the row has the
-/// same shape. Its query id is not static, so each combination is its own statement.
-#[derive(Debug, Clone, Copy)]
-struct Kept<C> {
-    column: C,
-    kept: bool,
-}
-
-fn kept<C>(column: C, kept: bool) -> Kept<C> {
-    Kept { column, kept }
-}
-
-/// The constant that stands in for a column of this type that was not read.
-trait StandIn {
-    const SQL: &'static str;
-}
-
-impl StandIn for diesel::sql_types::Text {
-    const SQL: &'static str = "''";
-}
-
-impl StandIn for diesel::sql_types::Bool {
-    const SQL: &'static str = "false";
-}
-
-impl StandIn for diesel::sql_types::Timestamptz {
-    const SQL: &'static str = "'epoch'::timestamptz";
-}
-
-impl<T: diesel::sql_types::SqlType> StandIn for diesel::sql_types::Nullable<T> {
-    const SQL: &'static str = "NULL";
-}
-
-impl<C> diesel::query_builder::QueryId for Kept<C> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<C: diesel::Expression> diesel::Expression for Kept<C> {
-    type SqlType = C::SqlType;
-}
-
-impl<C: diesel::AppearsOnTable<QS>, QS> diesel::AppearsOnTable<QS> for Kept<C> {}
-
-impl<C: diesel::SelectableExpression<QS>, QS> diesel::SelectableExpression<QS> for Kept<C> {}
-
-impl<C: diesel::expression::ValidGrouping<G>, G> diesel::expression::ValidGrouping<G> for Kept<C> {
-    type IsAggregate = C::IsAggregate;
-}
-
-impl<C> diesel::query_builder::QueryFragment<diesel::pg::Pg> for Kept<C>
-where
-    C: diesel::query_builder::QueryFragment<diesel::pg::Pg> + diesel::Expression,
-    C::SqlType: StandIn,
-{
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        if self.kept {
-            self.column.walk_ast(out)
-        } else {
-            out.push_sql(<C::SqlType as StandIn>::SQL);
-            Ok(())
-        }
-    }
-}
-
-/// An entry's columns, in [`TimeEntry`]'s order, some stood in for.
-type EntrySelect = (
-    time_entries::id,
-    time_entries::user_id,
-    time_entries::project_id,
-    time_entries::task_id,
-    time_entries::work_date,
-    Kept<time_entries::started_at>,
-    Kept<time_entries::ended_at>,
-    Kept<time_entries::minutes>,
-    Kept<time_entries::notes>,
-    Kept<time_entries::billable>,
-    Kept<time_entries::hourly_rate>,
-    Kept<time_entries::status>,
-    Kept<time_entries::external_ref>,
-    Kept<time_entries::created_at>,
-    Kept<time_entries::updated_at>,
-);
-
-/// An entry's columns, in [`TimeEntry`]'s order, those not in `columns` stood in for.
-fn entry_columns(columns: EntryColumns) -> EntrySelect {
-    let c = columns;
-    (
-        time_entries::id,
-        time_entries::user_id,
-        time_entries::project_id,
-        time_entries::task_id,
-        time_entries::work_date,
-        kept(time_entries::started_at, c.timing),
-        kept(time_entries::ended_at, c.timing),
-        kept(time_entries::minutes, c.timing),
-        kept(time_entries::notes, c.notes),
-        kept(time_entries::billable, c.billing),
-        kept(time_entries::hourly_rate, c.billing),
-        kept(time_entries::status, c.status),
-        kept(time_entries::external_ref, c.external_ref),
-        kept(time_entries::created_at, c.stamps),
-        kept(time_entries::updated_at, c.stamps),
-    )
 }
 
 /// One entry of a page with the relations it was joined with (`None` when not joined, or
-/// an entry with no task).
+/// an entry with no task), each read in the columns its [`PageRead`] says.
 #[derive(Debug, Clone)]
 pub struct EntryRow {
     pub entry: TimeEntry,
@@ -272,11 +80,44 @@ pub struct EntryRow {
     pub user: Option<User>,
 }
 
+impl QueryableByName<Pg> for EntryRow {
+    fn build<'a>(row: &impl NamedRow<'a, Pg>) -> deserialize::Result<Self> {
+        let mut entry = TimeEntry::blank();
+        let (mut project, mut client, mut task, mut user) = (None, None, None, None);
+        // Named `<alias><index>` (see `Picked::write_select`), the entry's own first.
+        for i in 0..row.field_count() {
+            let field = diesel::row::Row::get(row, i).ok_or("a row shorter than its statement")?;
+            let name = field.field_name().ok_or("a column without a name")?;
+            let (alias, index) = name.split_at_checked(1).ok_or("a column without a name")?;
+            let index: usize = index.parse()?;
+            let value = field.value();
+            match alias {
+                TimeEntry::ALIAS => entry.set(index, value)?,
+                Project::ALIAS => project.get_or_insert_with(Project::blank).set(index, value)?,
+                Client::ALIAS => client.get_or_insert_with(Client::blank).set(index, value)?,
+                // Joined on the left: for an entry without a task, every column is NULL.
+                Task::ALIAS if entry.task_id.is_none() => {}
+                Task::ALIAS => task.get_or_insert_with(Task::blank).set(index, value)?,
+                User::ALIAS => user.get_or_insert_with(User::blank).set(index, value)?,
+                _ => return Err(format!("a column of no table the page reads: {name}").into()),
+            }
+        }
+        Ok(Self {
+            entry,
+            project,
+            client,
+            task,
+            user,
+        })
+    }
+}
+
 /// What a page reads, for which tenant (whose requests bring in the statement's shape, see
 /// [`crate::db::kept_prepared`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PageRead {
-    pub columns: EntryColumns,
+    /// The entries' own columns.
+    pub columns: Picked<TimeEntry>,
     pub relations: Relations,
     pub tenant_id: i64,
 }
@@ -285,89 +126,111 @@ impl PageRead {
     /// Every column and relation.
     pub fn all(tenant_id: i64) -> Self {
         Self {
-            columns: EntryColumns::ALL,
-            relations: Relations::ALL,
+            columns: Picked::all(),
+            relations: Relations::all(),
             tenant_id,
         }
     }
 }
 
-/// A page's row as the statement gives it.
-type JoinedRow = (
-    TimeEntry,
-    Option<Project>,
-    Option<Client>,
-    Option<Task>,
-    Option<User>,
-);
+/// A page's statement: its text, with a placeholder for each value of the cursor and the
+/// filters given, in [`QueryFragment::walk_ast`]'s order.
+struct PageStatement {
+    /// `SELECT` to the joins.
+    head: String,
+    after: Option<(NaiveDate, i64)>,
+    filter: EntryFilter,
+    statuses: Option<Vec<&'static str>>,
+    limit: i64,
+    keep_prepared: bool,
+}
 
-/// A join condition's switch, written into the statement as `true` or `false`. Its query id
-/// is not static, so each combination is its own prepared statement with its own plan.
-#[derive(Debug, Clone, Copy, diesel::expression::ValidGrouping)]
-struct Joined(bool);
-
-impl diesel::query_builder::QueryId for Joined {
+impl QueryId for PageStatement {
     type QueryId = ();
+    // Keyed by its text in each connection's statement cache.
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl diesel::expression::Expression for Joined {
-    type SqlType = diesel::sql_types::Bool;
+impl Query for PageStatement {
+    type SqlType = Untyped;
 }
 
-impl<QS> diesel::expression::AppearsOnTable<QS> for Joined {}
-
-impl<QS> diesel::expression::SelectableExpression<QS> for Joined {}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for Joined {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        out.push_sql(if self.0 { "true" } else { "false" });
+impl QueryFragment<Pg> for PageStatement {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if !self.keep_prepared {
+            out.unsafe_to_cache_prepared();
+        }
+        out.push_sql(&self.head);
+        let f = &self.filter;
+        let mut w = Conditions {
+            out: out.reborrow(),
+            first: true,
+        };
+        // A row comparison, which the index on (work_date, id) answers directly (the
+        // equivalent OR of two conditions makes PostgreSQL scan).
+        if let Some((date, id)) = &self.after {
+            w.bound::<Date, _>("(e.work_date, e.id) > (", date, ", ")?;
+            w.out.push_bind_param::<BigInt, _>(id)?;
+            w.out.push_sql(")");
+        }
+        if let Some(from) = &f.from {
+            w.bound::<Date, _>("e.work_date >= ", from, "")?;
+        }
+        if let Some(to) = &f.to {
+            w.bound::<Date, _>("e.work_date <= ", to, "")?;
+        }
+        for (any, ids) in [
+            ("e.user_id = ANY(", &f.user_ids),
+            ("p.client_id = ANY(", &f.client_ids),
+            ("e.project_id = ANY(", &f.project_ids),
+            ("e.task_id = ANY(", &f.task_ids),
+        ] {
+            if let Some(ids) = ids {
+                w.bound::<Array<BigInt>, _>(any, ids, ")")?;
+            }
+        }
+        if let Some(billable) = &f.billable {
+            w.bound::<Bool, _>("e.billable = ", billable, "")?;
+        }
+        if let Some(statuses) = &self.statuses {
+            w.bound::<Array<Text>, _>("e.status = ANY(", statuses, ")")?;
+        }
+        match f.running {
+            Some(true) => w.and("e.started_at IS NOT NULL AND e.ended_at IS NULL"),
+            Some(false) => w.and("e.minutes IS NOT NULL"),
+            None => {}
+        }
+        // The limit is written in, not bound (see `crate::db::OrderedLimit`).
+        out.push_sql(&format!(
+            " ORDER BY e.work_date, e.id LIMIT {}",
+            self.limit.max(0)
+        ));
         Ok(())
     }
 }
 
-/// `(work_date, id) > ($date, $id)`: the entries after a page's cursor. A row comparison,
-/// which an index on (work_date, id) answers directly (the equivalent OR of two conditions
-/// makes PostgreSQL scan). Written as its own expression rather than an SQL literal so the
-/// page's statement stays cacheable: prepared once per connection, not parsed and planned
-/// on every page.
-#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId, diesel::expression::ValidGrouping)]
-struct AfterCursor {
-    date: NaiveDate,
-    id: i64,
+/// A statement's WHERE clause, one condition after another.
+struct Conditions<'a, 'b> {
+    out: AstPass<'a, 'b, Pg>,
+    first: bool,
 }
 
-impl diesel::expression::Expression for AfterCursor {
-    type SqlType = diesel::sql_types::Bool;
-}
+impl<'b> Conditions<'_, 'b> {
+    fn and(&mut self, condition: &str) {
+        self.out.push_sql(if self.first { " WHERE " } else { " AND " });
+        self.out.push_sql(condition);
+        self.first = false;
+    }
 
-impl<QS> diesel::expression::AppearsOnTable<QS> for AfterCursor where
-    time_entries::id: diesel::expression::AppearsOnTable<QS>
-{
-}
-
-impl<QS> diesel::expression::SelectableExpression<QS> for AfterCursor where
-    time_entries::id: diesel::expression::SelectableExpression<QS>
-{
-}
-
-impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for AfterCursor {
-    fn walk_ast<'b>(
-        &'b self,
-        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
-        out.push_sql("(");
-        time_entries::work_date.walk_ast(out.reborrow())?;
-        out.push_sql(", ");
-        time_entries::id.walk_ast(out.reborrow())?;
-        out.push_sql(") > (");
-        out.push_bind_param::<diesel::sql_types::Date, _>(&self.date)?;
-        out.push_sql(", ");
-        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.id)?;
-        out.push_sql(")");
+    /// A condition with one value bound: `before $n after`.
+    fn bound<ST, U>(&mut self, before: &str, value: &'b U, after: &str) -> QueryResult<()>
+    where
+        U: diesel::serialize::ToSql<ST, Pg>,
+        Pg: diesel::sql_types::HasSqlType<ST>,
+    {
+        self.and(before);
+        self.out.push_bind_param::<ST, U>(value)?;
+        self.out.push_sql(after);
         Ok(())
     }
 }
@@ -391,130 +254,53 @@ pub async fn page_on(
     after: Option<(NaiveDate, i64)>,
     limit: i64,
 ) -> QueryResult<Vec<EntryRow>> {
-    let rows: Vec<JoinedRow> = page_query(filter, read, after, limit).load(&mut conn).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(entry, project, client, task, user)| EntryRow {
-            entry,
-            project,
-            client,
-            task,
-            user,
-        })
-        .collect())
+    statement(filter, read, after, limit).load(&mut conn).await
 }
 
 /// The statement [`page`] sends, with `$n` placeholders, and its parameters: for running
 /// the same SQL outside the service (the benchmarks time it in psql and pgbench).
 pub fn page_sql(filter: &EntryFilter, read: PageRead, after: Option<(NaiveDate, i64)>, limit: i64) -> String {
-    diesel::debug_query::<diesel::pg::Pg, _>(&page_query(filter, read, after, limit)).to_string()
+    diesel::debug_query::<Pg, _>(&statement(filter, read, after, limit)).to_string()
 }
 
-/// The page's filters, cursor and order on a boxed query of entries joined with their
-/// projects (and more).
-macro_rules! filtered_page {
-    ($query:expr, $filter:expr, $after:expr, $limit:expr, $keep:expr) => {{
-        let filter: &EntryFilter = $filter;
-        let mut query = $query
-            .order(crate::db::OrderedLimit {
-                order: (time_entries::work_date, time_entries::id),
-                limit: $limit,
-                keep_prepared: $keep,
-            })
-            .into_boxed();
-        if let Some((date, id)) = $after {
-            query = query.filter(AfterCursor { date, id });
-        }
-        if let Some(from) = filter.from {
-            query = query.filter(time_entries::work_date.ge(from));
-        }
-        if let Some(to) = filter.to {
-            query = query.filter(time_entries::work_date.le(to));
-        }
-        if let Some(ids) = &filter.user_ids {
-            query = query.filter(time_entries::user_id.eq_any(ids.clone()));
-        }
-        if let Some(ids) = &filter.client_ids {
-            query = query.filter(projects::client_id.eq_any(ids.clone()));
-        }
-        if let Some(ids) = &filter.project_ids {
-            query = query.filter(time_entries::project_id.eq_any(ids.clone()));
-        }
-        if let Some(ids) = &filter.task_ids {
-            query = query.filter(time_entries::task_id.eq_any(ids.clone()));
-        }
-        if let Some(billable) = filter.billable {
-            query = query.filter(time_entries::billable.eq(billable));
-        }
-        if let Some(statuses) = &filter.statuses {
-            let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-            query = query.filter(time_entries::status.eq_any(statuses));
-        }
-        match filter.running {
-            Some(true) => {
-                query = query.filter(
-                    time_entries::started_at
-                        .is_not_null()
-                        .and(time_entries::ended_at.is_null()),
-                )
-            }
-            Some(false) => query = query.filter(time_entries::minutes.is_not_null()),
-            None => {}
-        }
-        query
-    }};
-}
-
-fn page_query(
+fn statement(
     filter: &EntryFilter,
     read: PageRead,
     after: Option<(NaiveDate, i64)>,
     limit: i64,
-) -> impl for<'a> diesel_async::methods::LoadQuery<'static, &'a AsyncPgConnection, JoinedRow>
-+ diesel::query_builder::QueryFragment<diesel::pg::Pg>
-+ Send
-+ 'static {
-    let PageRead {
-        columns,
-        relations,
-        tenant_id,
-    } = read;
-    let joined = relations.for_filter(filter);
-    let keep = crate::db::kept_prepared(tenant_id, shape(filter, after.is_some(), columns, joined, limit));
-    filtered_page!(
-        time_entries::table
-            .left_join(
-                projects::table.on(projects::id
-                    .eq(time_entries::project_id)
-                    .and(Joined(joined.project))),
-            )
-            .left_join(clients::table.on(clients::id.eq(projects::client_id).and(Joined(joined.client))))
-            .left_join(
-                tasks::table.on(tasks::id
-                    .nullable()
-                    .eq(time_entries::task_id)
-                    .and(Joined(joined.task)))
-            )
-            .left_join(users::table.on(users::id.eq(time_entries::user_id).and(Joined(joined.user))))
-            .select((
-                entry_columns(columns),
-                Option::<Project>::as_select(),
-                Option::<Client>::as_select(),
-                Option::<Task>::as_select(),
-                Option::<User>::as_select(),
-            )),
-        filter,
-        after,
-        limit,
-        keep
-    )
-}
-
-/// What varies in the text of a page's statement, as one number (see
-/// [`crate::db::kept_prepared`]).
-fn shape(filter: &EntryFilter, after: bool, columns: EntryColumns, relations: Relations, limit: i64) -> u64 {
+) -> PageStatement {
+    let joined = read.relations.joined(filter);
+    let mut head = String::with_capacity(512);
+    head.push_str("SELECT ");
+    read.columns.write_select(&mut head);
+    if let Some(p) = joined.project {
+        p.write_select(&mut head);
+    }
+    if let Some(c) = joined.client {
+        c.write_select(&mut head);
+    }
+    if let Some(t) = joined.task {
+        t.write_select(&mut head);
+    }
+    if let Some(u) = joined.user {
+        u.write_select(&mut head);
+    }
+    head.push_str(" FROM time_entries e");
+    if joined.project.is_some() {
+        head.push_str(" JOIN projects p ON p.id = e.project_id");
+    }
+    if joined.client.is_some() {
+        head.push_str(" JOIN clients c ON c.id = p.client_id");
+    }
+    if joined.task.is_some() {
+        head.push_str(" LEFT JOIN tasks t ON t.id = e.task_id");
+    }
+    if joined.user.is_some() {
+        head.push_str(" JOIN users u ON u.id = e.user_id");
+    }
     let f = filter;
-    let bits = [
+    let present = [
+        after.is_some(),
         f.from.is_some(),
         f.to.is_some(),
         f.user_ids.is_some(),
@@ -523,169 +309,206 @@ fn shape(filter: &EntryFilter, after: bool, columns: EntryColumns, relations: Re
         f.task_ids.is_some(),
         f.billable.is_some(),
         f.statuses.is_some(),
-        f.running == Some(true),
-        f.running == Some(false),
-        after,
-        columns.timing,
-        columns.notes,
-        columns.billing,
-        columns.status,
-        columns.external_ref,
-        columns.stamps,
-        relations.project,
-        relations.client,
-        relations.task,
-        relations.user,
     ];
-    let flags = bits
-        .iter()
-        .enumerate()
-        .fold(0u64, |acc, (i, bit)| acc | (u64::from(*bit) << i));
-    // Page sizes are small; the flags take the low 21 bits.
-    (u64::try_from(limit).unwrap_or(0) << 32) | flags
+    // What varies in the statement's text, as one number (see `crate::db::kept_prepared`).
+    let mut shape = std::hash::DefaultHasher::new();
+    (&head, present, f.running, limit).hash(&mut shape);
+    PageStatement {
+        keep_prepared: crate::db::kept_prepared(read.tenant_id, shape.finish()),
+        head,
+        after,
+        filter: filter.clone(),
+        statuses: f
+            .statuses
+            .as_ref()
+            .map(|s| s.iter().map(|s| s.as_str()).collect()),
+        limit,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_page_after_a_cursor_is_a_statement_the_connection_can_keep_prepared() {
-        use diesel::query_builder::QueryFragment;
-        let date = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
-        let filter = EntryFilter {
-            user_ids: Some(vec![3]),
-            ..EntryFilter::default()
-        };
-        let query = page_query(&filter, PageRead::all(1), Some((date, 182)), 101);
-        assert!(query.is_safe_to_cache_prepared(&diesel::pg::Pg).unwrap());
-        let sql = page_sql(&filter, PageRead::all(1), Some((date, 182)), 101);
-        assert!(
-            sql.contains(r#"("time_entries"."work_date", "time_entries"."id") > ($1, $2)"#),
-            "{sql}"
-        );
-        assert!(
-            sql.contains(r#"ORDER BY "time_entries"."work_date", "time_entries"."id" LIMIT 101"#),
-            "{sql}"
-        );
-        assert!(sql.ends_with("-- binds: [2026-06-01, 182, [3]]"), "{sql}");
+    fn shape_of(filter: &EntryFilter, read: PageRead, after: Option<(NaiveDate, i64)>, limit: i64) -> u64 {
+        let sql = page_sql(filter, read, after, limit);
+        let mut h = std::hash::DefaultHasher::new();
+        crate::db::without_binds(&sql).hash(&mut h);
+        h.finish()
     }
 
     #[test]
-    fn relations_left_out_are_joined_on_false_and_a_client_filter_joins_projects() {
-        let sql = page_sql(
-            &EntryFilter::default(),
-            PageRead {
-                relations: Relations::default(),
-                ..PageRead::all(1)
-            },
-            None,
-            21,
-        );
-        assert_eq!(sql.matches(" AND false)").count(), 4, "{sql}");
-        let only_user = Relations {
-            user: true,
-            ..Relations::default()
+    fn a_page_after_a_cursor_is_a_statement_the_connection_can_keep_prepared() {
+        let date = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let filter = EntryFilter {
+            user_ids: Some(vec![3]),
+            statuses: Some(vec![EntryStatus::Approved]),
+            ..EntryFilter::default()
         };
-        let sql = page_sql(
-            &EntryFilter::default(),
-            PageRead {
-                relations: only_user,
-                ..PageRead::all(1)
-            },
-            None,
-            21,
-        );
-        assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
+        let statement = statement(&filter, PageRead::all(1), Some((date, 182)), 101);
+        assert!(statement.is_safe_to_cache_prepared(&Pg).unwrap());
+        let sql = page_sql(&filter, PageRead::all(1), Some((date, 182)), 101);
         assert!(
-            sql.contains(r#"("users"."id" = "time_entries"."user_id") AND true)"#),
+            sql.contains(
+                " WHERE (e.work_date, e.id) > ($1, $2) AND e.user_id = ANY($3) AND e.status = ANY($4)"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(" ORDER BY e.work_date, e.id LIMIT 101 -- binds: "),
+            "{sql}"
+        );
+        assert!(
+            sql.ends_with("-- binds: [2026-06-01, 182, [3], [\"APPROVED\"]]"),
+            "{sql}"
+        );
+    }
+
+    #[test]
+    fn a_page_joins_only_the_relations_read_and_a_client_filter_joins_projects() {
+        let bare = PageRead {
+            columns: Picked::keys(),
+            relations: Relations::default(),
+            tenant_id: 1,
+        };
+        let sql = page_sql(&EntryFilter::default(), bare, None, 21);
+        assert_eq!(
+            sql,
+            "SELECT e.id AS e0, e.user_id AS e1, e.project_id AS e2, e.task_id AS e3, e.work_date AS e4 \
+             FROM time_entries e ORDER BY e.work_date, e.id LIMIT 21 -- binds: []"
+        );
+        let users = PageRead {
+            relations: Relations {
+                user: Some(Picked::<User>::of_field("email")),
+                ..Relations::default()
+            },
+            ..bare
+        };
+        let sql = page_sql(&EntryFilter::default(), users, None, 21);
+        assert!(
+            sql.contains("e.work_date AS e4, u.id AS u0, u.email AS u1 FROM time_entries e JOIN users u ON u.id = e.user_id ORDER"),
             "{sql}"
         );
         let by_client = EntryFilter {
             client_ids: Some(vec![4]),
             ..EntryFilter::default()
         };
-        let sql = page_sql(
-            &by_client,
-            PageRead {
-                relations: Relations::default(),
-                ..PageRead::all(1)
-            },
-            None,
-            21,
-        );
+        let sql = page_sql(&by_client, bare, None, 21);
         assert!(
-            sql.contains(r#"("projects"."id" = "time_entries"."project_id") AND true)"#),
+            sql.contains(", p.id AS p0, p.client_id AS p1 FROM time_entries e JOIN projects p ON p.id = e.project_id WHERE p.client_id = ANY($1) ORDER"),
             "{sql}"
         );
-        assert_eq!(sql.matches(" AND false)").count(), 3, "{sql}");
+        let sql = page_sql(&EntryFilter::default(), PageRead::all(1), None, 21);
+        assert!(
+            sql.contains(
+                " FROM time_entries e JOIN projects p ON p.id = e.project_id JOIN clients c ON c.id = p.client_id \
+                 LEFT JOIN tasks t ON t.id = e.task_id JOIN users u ON u.id = e.user_id ORDER"
+            ),
+            "{sql}"
+        );
+        // A client alone brings its project's keys.
+        let client = PageRead {
+            relations: Relations {
+                client: Some(Picked::of_field("name")),
+                ..Relations::default()
+            },
+            ..bare
+        };
+        let sql = page_sql(&EntryFilter::default(), client, None, 21);
+        assert!(
+            sql.contains("p.id AS p0, p.client_id AS p1, c.id AS c0, c.name AS c1 FROM"),
+            "{sql}"
+        );
     }
 
     #[test]
-    fn columns_left_out_are_stood_in_for_and_each_combination_is_its_own_shape() {
+    fn each_column_read_and_each_filter_given_is_its_own_shape() {
         let filter = EntryFilter::default();
-        let lean = EntryColumns {
-            timing: true,
-            ..EntryColumns::default()
+        let lean = PageRead {
+            columns: Picked::of_field("minutes"),
+            relations: Relations::default(),
+            tenant_id: 1,
         };
-        let sql = page_sql(
-            &filter,
-            PageRead {
-                columns: lean,
-                relations: Relations::default(),
-                tenant_id: 1,
-            },
-            None,
-            21,
-        );
-        assert!(sql.contains(r#""time_entries"."minutes", '', false, NULL, '', NULL, 'epoch'::timestamptz, 'epoch'::timestamptz"#), "{sql}");
-        let all = page_sql(
-            &filter,
-            PageRead {
-                relations: Relations::default(),
-                ..PageRead::all(1)
-            },
-            None,
-            21,
-        );
-        assert!(
-            all.contains(r#""time_entries"."notes", "time_entries"."billable""#),
-            "{all}"
-        );
+        let sql = page_sql(&filter, lean, None, 21);
+        assert!(sql.starts_with("SELECT e.id AS e0, e.user_id AS e1, e.project_id AS e2, e.task_id AS e3, e.work_date AS e4, e.minutes AS e7 FROM"), "{sql}");
+        let date = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        let filtered = |filter: EntryFilter| shape_of(&filter, lean, None, 21);
         let shapes: std::collections::HashSet<u64> = [
-            shape(&filter, false, lean, Relations::default(), 21),
-            shape(&filter, false, EntryColumns::ALL, Relations::default(), 21),
-            shape(&filter, true, lean, Relations::default(), 21),
-            shape(&filter, false, lean, Relations::ALL, 21),
-            shape(&filter, false, lean, Relations::default(), 26),
+            shape_of(&filter, lean, None, 21),
+            shape_of(
+                &filter,
+                PageRead {
+                    columns: Picked::all(),
+                    ..lean
+                },
+                None,
+                21,
+            ),
+            shape_of(&filter, lean, Some((date, 1)), 21),
+            shape_of(
+                &filter,
+                PageRead {
+                    relations: Relations::all(),
+                    ..lean
+                },
+                None,
+                21,
+            ),
+            shape_of(&filter, lean, None, 26),
+            filtered(EntryFilter {
+                running: Some(true),
+                ..EntryFilter::default()
+            }),
+            filtered(EntryFilter {
+                running: Some(false),
+                ..EntryFilter::default()
+            }),
+            filtered(EntryFilter {
+                from: Some(date),
+                ..EntryFilter::default()
+            }),
         ]
         .into();
-        assert_eq!(shapes.len(), 5);
+        assert_eq!(shapes.len(), 8);
+        // Values are bound: another cursor is the same statement.
         assert_eq!(
-            shape(&filter, false, lean, Relations::default(), 21),
-            shape(&filter, false, lean, Relations::default(), 21)
+            crate::db::without_binds(&page_sql(&filter, lean, Some((date, 1)), 21)),
+            crate::db::without_binds(&page_sql(&filter, lean, Some((date.succ_opt().unwrap(), 9)), 21)),
         );
     }
 
     #[test]
-    fn each_field_names_its_columns_and_a_set_covers_only_what_it_holds() {
-        for field in EntryColumns::FIELDS {
-            assert_ne!(EntryColumns::of_field(field), EntryColumns::default(), "{field}");
+    fn every_field_of_an_entry_reads_a_column_beyond_the_keys_and_all_of_them_read_every_one() {
+        let fields: Vec<&str> = TimeEntry::COLUMNS
+            .iter()
+            .flat_map(|c| c.fields.unwrap_or_default())
+            .copied()
+            .collect();
+        assert!(fields.contains(&"notes") && fields.contains(&"externalRef"));
+        for &field in &fields {
+            assert_ne!(Picked::<TimeEntry>::of_field(field), Picked::keys(), "{field}");
         }
         for field in ["id", "date", "user", "project", "task", "__typename"] {
-            assert_eq!(EntryColumns::of_field(field), EntryColumns::default(), "{field}");
+            assert_eq!(Picked::<TimeEntry>::of_field(field), Picked::keys(), "{field}");
         }
-        let timing = EntryColumns::of_field("minutes");
-        assert!(timing.covers(EntryColumns::of_field("running")));
+        let amount = Picked::<TimeEntry>::of_field("amount");
+        assert!(amount.covers(Picked::of_field("hours")));
+        assert!(!amount.covers(Picked::of_field("running")));
         assert!(
-            !timing.covers(EntryColumns::of_field("amount")),
-            "amount needs the rate too"
+            fields
+                .iter()
+                .fold(Picked::<TimeEntry>::keys(), |p, f| p.and_field(f))
+                .is_all()
         );
-        let amount = timing.with(EntryColumns::of_field("rate"));
-        assert!(amount.covers(EntryColumns::of_field("amount")));
-        let all = EntryColumns::FIELDS
-            .iter()
-            .fold(EntryColumns::default(), |c, f| c.with(EntryColumns::of_field(f)));
-        assert!(all.is_all());
+        // One letter each, to tell their columns apart.
+        let aliases = [
+            TimeEntry::ALIAS,
+            Project::ALIAS,
+            Client::ALIAS,
+            Task::ALIAS,
+            User::ALIAS,
+        ];
+        assert!(aliases.iter().all(|a| a.len() == 1));
+        assert_eq!(aliases.iter().collect::<std::collections::HashSet<_>>().len(), 5);
     }
 }

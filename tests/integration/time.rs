@@ -1179,7 +1179,42 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
         "createdAt",
         "updatedAt",
     ];
-    let alone: Vec<(String, [&str; 1])> = scalars.iter().map(|f| (format!("id {f}"), [*f])).collect();
+    let mut alone: Vec<(String, Vec<&str>)> = scalars.iter().map(|f| (format!("id {f}"), vec![*f])).collect();
+    // Each field of each relation alone: the page reads only its columns.
+    let relations: [(&str, &str, &[&str]); 4] = [
+        (
+            "user { ",
+            " }",
+            &["email", "name", "role", "active", "createdAt", "updatedAt"],
+        ),
+        (
+            "project { ",
+            " }",
+            &[
+                "code",
+                "name",
+                "billable",
+                "hourlyRate",
+                "budgetHours",
+                "archived",
+                "createdAt",
+            ],
+        ),
+        (
+            "project { client { ",
+            " } }",
+            &["name", "billingEmail", "archived", "createdAt"],
+        ),
+        ("task { ", " }", &["name", "billable", "archived"]),
+    ];
+    for (open, close, fields) in relations {
+        let path: Vec<&str> = open.split(" { ").filter(|p| !p.trim().is_empty()).collect();
+        for field in fields {
+            let mut at = path.clone();
+            at.push(field);
+            alone.push((format!("id {open}{field}{close}"), at));
+        }
+    }
     let alone = alone.iter().map(|(s, p)| (s.as_str(), &p[..]));
     for (selection, path) in alone.chain([
         ("id minutes", &["minutes"][..]),
@@ -1198,7 +1233,11 @@ async fn a_page_written_directly_answers_as_its_resolvers_do() {
             format!("{{ timeEntries(first: 5) {{ edges {{ node {{ {selection} {extra} }} }} }} }}")
         };
         for token in [&admin, &member] {
+            let before = counts();
             let direct = app.gql(&t.host, Some(token), &query(""), json!({})).await;
+            // A fragment on the Node interface is the resolvers' to apply (see above).
+            let directly = !selection.contains("on Node");
+            assert_eq!(counts().0, before.0 + u64::from(directly), "{selection}");
             let general = app
                 .gql(&t.host, Some(token), &query("... on Node { id }"), json!({}))
                 .await;

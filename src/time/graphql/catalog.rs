@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use crate::auth::Role;
 use crate::auth::graphql::{RequestActor, UserNode};
 use crate::auth::users::User;
+use crate::db::columns::Partial;
 use crate::error::AppResult;
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{
@@ -92,8 +93,11 @@ impl ClientNode {
 impl ClientNode {
     /// A field's value written directly ([`direct`]), as the resolvers above give it;
     /// `None` for a field that needs its resolver.
-    pub fn direct_field(client: &Client, field: &Field, out: &mut Json) -> Option<()> {
-        match direct::name(field) {
+    pub fn direct_field(client: Partial<'_, Client>, field: &Field, out: &mut Json) -> Option<()> {
+        let name = direct::name(field);
+        // A field whose columns were not read is the resolvers'.
+        let client = client.for_field(name)?;
+        match name {
             "id" => out.id(NodeType::Client, client.id),
             "name" => out.str(&client.name),
             // A member's page comes with the billing email already taken out (see
@@ -172,12 +176,14 @@ impl ProjectNode {
     /// the client when it is not at hand).
     pub fn direct_field<'a>(
         ctx: &ContextSelectionSet<'a>,
-        project: &Project,
-        client: Option<&Client>,
+        project: Partial<'_, Project>,
+        client: Option<Partial<'_, Client>>,
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
-        match direct::name(field) {
+        let name = direct::name(field);
+        let project = project.for_field(name)?;
+        match name {
             "id" => out.id(NodeType::Project, project.id),
             "code" => out.nullable_str(project.code.as_deref()),
             "name" => out.str(&project.name),
@@ -241,13 +247,15 @@ impl TaskNode {
     /// else its resolver loads it).
     pub fn direct_field<'a>(
         ctx: &ContextSelectionSet<'a>,
-        task: &Task,
-        project: Option<&Project>,
-        client: Option<&Client>,
+        task: Partial<'_, Task>,
+        project: Option<Partial<'_, Project>>,
+        client: Option<Partial<'_, Client>>,
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
-        match direct::name(field) {
+        let name = direct::name(field);
+        let task = task.for_field(name)?;
+        match name {
             "id" => out.id(NodeType::Task, task.id),
             "name" => out.str(&task.name),
             "billable" => match task.billable {
@@ -256,7 +264,7 @@ impl TaskNode {
             },
             "archived" => out.bool(task.archived),
             "project" => {
-                let project = project.filter(|p| p.id == task.project_id)?;
+                let project = project.filter(|p| p.row.id == task.project_id)?;
                 direct::object(
                     ctx,
                     &field.selection_set.node,

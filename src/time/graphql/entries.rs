@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_graphql::connection::{CursorType, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SelectionField, SimpleObject};
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 
@@ -13,6 +13,7 @@ use super::entry_page::EntryPage;
 use crate::auth::graphql::{RequestActor, UserNode, own_or_asked};
 use crate::auth::users::User;
 use crate::auth::{Actor, Role};
+use crate::db::columns::{Picked, ReadInPart};
 use crate::error::{AppError, AppResult};
 use crate::graphql::support::{
     ById, ContextExt, NodeType, Page, PageArgs, expect_global_id, global_id, prefetch,
@@ -21,7 +22,7 @@ use crate::settings;
 use crate::settings::graphql::RequestSettings;
 use crate::time::catalog::{Client, Project, Task};
 use crate::time::entries::{self, EntryChanges, EntryStatus, NewEntry, TimeEntry};
-use crate::time::entry_pages::{self, EntryColumns, EntryFilter, PageRead, Relations};
+use crate::time::entry_pages::{self, EntryFilter, PageRead, Relations};
 use crate::time::reports::{self, GroupBy, ReportFilter, ReportRequest, ReportRow};
 use crate::time::timers::{self, NewTimer};
 use crate::time::timesheets::{self, Timesheet, TimesheetFilter, TimesheetMinutes, TimesheetStatus};
@@ -391,6 +392,40 @@ pub struct UtilizationReport {
     rows: Vec<UtilizationRow>,
 }
 
+/// What an entry's selection (an edge's `node`, or one of `nodes`) reads: its own columns
+/// and its relations', added to `read`.
+fn read_entry(read: &mut PageRead, node: SelectionField<'_>) {
+    for field in node.selection_set() {
+        read.columns = read.columns.and_field(field.name());
+        match field.name() {
+            "project" => read_project(&mut read.relations, field),
+            "task" => {
+                read.relations.task = Some(picked_by(read.relations.task, field));
+                field
+                    .selection_set()
+                    .filter(|f| f.name() == "project")
+                    .for_each(|project| read_project(&mut read.relations, project));
+            }
+            "user" => read.relations.user = Some(picked_by(read.relations.user, field)),
+            _ => {}
+        }
+    }
+}
+
+fn read_project(relations: &mut Relations, project: SelectionField<'_>) {
+    relations.project = Some(picked_by(relations.project, project));
+    for client in project.selection_set().filter(|f| f.name() == "client") {
+        relations.client = Some(picked_by(relations.client, client));
+    }
+}
+
+/// `picked` (the keys, if nothing yet) and the columns the fields `field` selects read.
+fn picked_by<T: ReadInPart>(picked: Option<Picked<T>>, field: SelectionField<'_>) -> Picked<T> {
+    field
+        .selection_set()
+        .fold(picked.unwrap_or_else(Picked::keys), |p, f| p.and_field(f.name()))
+}
+
 #[derive(Default)]
 pub struct TimeQuery;
 
@@ -431,32 +466,21 @@ impl TimeQuery {
         // columns and relations the selection reads (on edges' nodes or on nodes) come in it.
         let limit = page.keyset().limit;
         let filter = &filter;
-        let look = ctx.look_ahead();
-        let nodes = [look.field("edges").field("node"), look.field("nodes")];
-        fn has(at: async_graphql::Lookahead<'_>, path: &[&str]) -> bool {
-            match path {
-                [] => at.exists(),
-                [name, rest @ ..] => has(at.field(name), rest),
-            }
-        }
-        let any = |path: &[&str]| nodes.iter().any(|node| has(node.field(path[0]), &path[1..]));
-        let relations = Relations {
-            project: any(&["project"]) || any(&["task", "project"]),
-            client: any(&["project", "client"]) || any(&["task", "project", "client"]),
-            task: any(&["task"]),
-            user: any(&["user"]),
-        };
-        let columns = EntryColumns::FIELDS
-            .iter()
-            .filter(|f| any(&[f]))
-            .fold(EntryColumns::default(), |columns, f| {
-                columns.with(EntryColumns::of_field(f))
-            });
-        let read = PageRead {
-            columns,
-            relations,
+        let mut read = PageRead {
+            columns: Picked::keys(),
+            relations: Relations::default(),
             tenant_id: req.db.tenant().id,
         };
+        for part in ctx.field().selection_set() {
+            match part.name() {
+                "edges" => part
+                    .selection_set()
+                    .filter(|f| f.name() == "node")
+                    .for_each(|node| read_entry(&mut read, node)),
+                "nodes" => read_entry(&mut read, part),
+                _ => {}
+            }
+        }
         let mut rows = req
             .db
             .read(async |conn| entry_pages::page_on(conn, filter, read, after, limit).await)
@@ -465,7 +489,7 @@ impl TimeQuery {
         rows.truncate(page.first);
         // The users the actor may see, once each; members do not see where clients are
         // billed (as `Client.billingEmail` answers).
-        let users = relations.user.then(|| {
+        let users = read.relations.user.map(|_| {
             let mut users = HashMap::new();
             for row in &mut rows {
                 if let Some(user) = row.user.take()
@@ -484,7 +508,7 @@ impl TimeQuery {
         let settings = req.settings().await?;
         Ok(EntryPage {
             rows,
-            columns,
+            read,
             users,
             minor_units: settings::currency::minor_units(&settings.currency).unwrap_or(2),
             has_previous_page: after.is_some(),

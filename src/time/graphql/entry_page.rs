@@ -17,11 +17,12 @@ use super::catalog::{ProjectNode, TaskNode};
 use super::entries::TimeEntryNode;
 use crate::auth::graphql::UserNode;
 use crate::auth::users::User;
+use crate::db::columns::{Partial, Picked};
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{ById, NodeType, PageStats, RequestContext, feed};
 use crate::time::catalog::{Client, Project, Task};
 use crate::time::entries;
-use crate::time::entry_pages::{EntryColumns, EntryRow};
+use crate::time::entry_pages::{EntryRow, PageRead};
 use crate::time::reports;
 
 type Cursor = OpaqueCursor<(NaiveDate, i64)>;
@@ -30,13 +31,11 @@ type EntryEdge = Edge<Cursor, TimeEntryNode, EmptyFields>;
 
 /// One page of entries with what its fields need.
 pub struct EntryPage {
-    /// Each entry with the relations the selection reads (see [`Relations`]); its user is
-    /// in `users`.
-    ///
-    /// [`Relations`]: crate::time::entry_pages::Relations
+    /// Each entry with the relations the selection reads; its user is in `users`.
     pub rows: Vec<EntryRow>,
-    /// Which of the entries' columns were read; the others hold stand-ins.
-    pub columns: EntryColumns,
+    /// Which of the entries' and their relations' columns were read; the others hold
+    /// placeholders.
+    pub read: PageRead,
     /// The users the signed-in user may see among the page's, by id; `None` when no `user`
     /// was selected, and none were loaded.
     pub users: Option<HashMap<i64, User>>,
@@ -103,7 +102,15 @@ impl EntryPage {
         field: &'a Field,
         out: &mut Json,
     ) -> Option<()> {
-        let entry = &row.entry;
+        let relations = &self.read.relations;
+        let entry = Partial {
+            row: &row.entry,
+            picked: self.read.columns,
+        };
+        let project = row.project.as_ref().zip(relations.project);
+        let project = project.map(|(row, picked)| Partial { row, picked });
+        let client = row.client.as_ref().zip(relations.client);
+        let client = client.map(|(row, picked)| Partial { row, picked });
         direct::object(
             ctx,
             &field.selection_set.node,
@@ -112,35 +119,35 @@ impl EntryPage {
             |f, out| {
                 let set = &f.selection_set.node;
                 let name = direct::name(f);
-                // A field whose columns were not read (see `EntryColumns`) is the resolvers'.
-                if !self.columns.covers(EntryColumns::of_field(name)) {
-                    return None;
-                }
+                // A field whose columns were not read is the resolvers'.
+                let entry = entry.for_field(name)?;
                 match name {
                     "id" => out.id(NodeType::TimeEntry, entry.id),
                     "user" => match self.users.as_ref()?.get(&entry.user_id) {
-                        Some(user) => direct::object(ctx, set, NodeType::User.name(), out, |u, out| {
-                            UserNode::direct_field(user, u, out)
-                        })?,
+                        Some(user) => {
+                            let user = Partial {
+                                row: user,
+                                picked: relations.user?,
+                            };
+                            direct::object(ctx, set, NodeType::User.name(), out, |u, out| {
+                                UserNode::direct_field(user, u, out)
+                            })?
+                        }
                         None => out.null(),
                     },
-                    "project" => {
-                        let project = row.project.as_ref()?;
-                        direct::object(ctx, set, NodeType::Project.name(), out, |p, out| {
-                            ProjectNode::direct_field(ctx, project, row.client.as_ref(), p, out)
-                        })?
-                    }
+                    "project" => direct::object(ctx, set, NodeType::Project.name(), out, |p, out| {
+                        ProjectNode::direct_field(ctx, project?, client, p, out)
+                    })?,
                     "task" => match (&row.task, entry.task_id) {
-                        (Some(task), _) => direct::object(ctx, set, NodeType::Task.name(), out, |t, out| {
-                            TaskNode::direct_field(
-                                ctx,
-                                task,
-                                row.project.as_ref(),
-                                row.client.as_ref(),
-                                t,
-                                out,
-                            )
-                        })?,
+                        (Some(task), _) => {
+                            let task = Partial {
+                                row: task,
+                                picked: relations.task?,
+                            };
+                            direct::object(ctx, set, NodeType::Task.name(), out, |t, out| {
+                                TaskNode::direct_field(ctx, task, project, client, t, out)
+                            })?
+                        }
                         (None, None) => out.null(),
                         // Not joined: the resolvers load it.
                         (None, Some(_)) => return None,
@@ -194,28 +201,38 @@ impl OutputType for EntryPage {
             .get::<PageStats>()
             .entries_general
             .fetch_add(1, Ordering::Relaxed);
-        // The resolvers find the page's relations in the request's loaders.
-        req.loader::<ById<Project>>().feed_many(
-            self.rows
-                .iter()
-                .filter_map(|r| r.project.clone())
-                .map(|p| (p.id, p)),
-        );
-        req.loader::<ById<Client>>().feed_many(
-            self.rows
-                .iter()
-                .filter_map(|r| r.client.clone())
-                .map(|c| (c.id, c)),
-        );
-        req.loader::<ById<Task>>()
-            .feed_many(self.rows.iter().filter_map(|r| r.task.clone()).map(|t| (t.id, t)));
-        if let Some(users) = &self.users {
+        // The resolvers find the page's relations in the request's loaders: those read
+        // whole (one read in part would answer a later field with a placeholder).
+        let relations = self.read.relations;
+        if relations.project.is_some_and(Picked::is_all) {
+            req.loader::<ById<Project>>().feed_many(
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.project.clone())
+                    .map(|p| (p.id, p)),
+            );
+        }
+        if relations.client.is_some_and(Picked::is_all) {
+            req.loader::<ById<Client>>().feed_many(
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.client.clone())
+                    .map(|c| (c.id, c)),
+            );
+        }
+        if relations.task.is_some_and(Picked::is_all) {
+            req.loader::<ById<Task>>()
+                .feed_many(self.rows.iter().filter_map(|r| r.task.clone()).map(|t| (t.id, t)));
+        }
+        if let Some(users) = &self.users
+            && relations.user.is_some_and(Picked::is_all)
+        {
             feed(&req.loader::<ById<User>>(), users);
         }
         // The resolvers read any column: entries read in part are read again whole, in
         // one statement. One deleted in between is left out, as a page read after the
         // deletion would have it.
-        let mut whole = if self.columns.is_all() {
+        let mut whole = if self.read.columns.is_all() {
             None
         } else {
             let ids: Vec<i64> = self.rows.iter().map(|r| r.entry.id).collect();
