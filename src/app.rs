@@ -51,7 +51,8 @@ pub struct App {
     pub jobs_wake: Arc<Notify>,
     /// Counters of a worker running in this process, for `/metrics`.
     pub worker_stats: Arc<WorkerStats>,
-    documents: Arc<Documents>,
+    /// Documents parsed and requests validated, shared by every request.
+    pub documents: Arc<Documents>,
 }
 
 impl App {
@@ -107,7 +108,7 @@ impl App {
             services: Arc::new(services),
             jobs_wake,
             worker_stats: Arc::default(),
-            documents: Arc::new(Documents::new()),
+            documents: Arc::new(Documents::new(graphql::build_revalidating_schema(&config))),
         })
     }
 

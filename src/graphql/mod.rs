@@ -4,4 +4,4 @@
 pub mod schema;
 pub mod support;
 
-pub use schema::{AppSchema, build_schema, sdl};
+pub use schema::{AppSchema, build_revalidating_schema, build_schema, sdl};

@@ -96,7 +96,19 @@ fn schema_builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 
 /// The served schema, with its limits.
 pub fn build_schema(config: &ServiceConfig) -> AppSchema {
+    build_with(config, async_graphql::ValidationMode::Strict)
+}
+
+/// The served schema checking of a request only its size (depth, complexity, fragment
+/// cycles): for a request whose document, operation and variables passed every rule of
+/// [`build_schema`]'s already, which would pass them again (the rules read nothing else).
+pub fn build_revalidating_schema(config: &ServiceConfig) -> AppSchema {
+    build_with(config, async_graphql::ValidationMode::Fast)
+}
+
+fn build_with(config: &ServiceConfig, mode: async_graphql::ValidationMode) -> AppSchema {
     let builder = schema_builder()
+        .validation_mode(mode)
         .limit_depth(config.graphql_max_depth)
         .limit_complexity(config.graphql_max_complexity)
         .limit_recursive_depth(32)

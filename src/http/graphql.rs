@@ -18,35 +18,89 @@ use axum::response::{Html, IntoResponse, Response};
 use super::{AppState, bearer, client_address, error_response, request_error};
 use crate::auth;
 use crate::error::AppError;
+use crate::graphql::AppSchema;
 use crate::graphql::support::{RequestContext, batched};
 use crate::tenancy::{Access, TenantDb};
 
-/// GraphQL documents already parsed, by their text. Clients send the same few queries over
-/// and over; each is parsed once, and later requests start from a copy of the parse. A
-/// document is the query's text made into a tree: it holds no tenant's data, so one cache
-/// serves every tenant. Validation still runs on every request.
+/// GraphQL documents already parsed, by their text, and requests already validated.
+/// Clients send the same few queries over and over; each is parsed once, and later
+/// requests start from a copy of the parse. A document is the query's text made into a
+/// tree: it holds no tenant's data, so one cache serves every tenant.
+///
+/// Validation reads a request's document, operation name and variables, and the schema:
+/// a request with the same three as one that passed every rule passes them again. Such a
+/// request runs on the same schema checking only its size ([`build_revalidating_schema`]),
+/// which a request's variables can change, and so is checked every time. The three are
+/// kept as a keyed hash (random keys per process, so no client can make two requests
+/// collide on purpose).
+///
+/// [`build_revalidating_schema`]: crate::graphql::build_revalidating_schema
 pub struct Documents {
     parsed: moka::sync::Cache<String, Arc<ExecutableDocument>>,
-}
-
-impl Default for Documents {
-    fn default() -> Self {
-        Self::new()
-    }
+    validated: moka::sync::Cache<u64, ()>,
+    hashing: std::hash::RandomState,
+    revalidating: AppSchema,
+    /// Requests run on `revalidating`.
+    revalidated: std::sync::atomic::AtomicU64,
 }
 
 impl Documents {
-    /// Texts longer than this are parsed each time rather than kept.
+    /// Texts longer than this are parsed and validated each time rather than kept.
     const MAX_TEXT: usize = 16 * 1024;
 
-    pub fn new() -> Self {
+    pub fn new(revalidating: AppSchema) -> Self {
         Self {
             // Weighed by text length; a parsed tree takes several times its text.
             parsed: moka::sync::Cache::builder()
                 .weigher(|text: &String, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
                 .max_capacity(1024 * 1024)
                 .build(),
+            validated: moka::sync::Cache::new(20_000),
+            hashing: std::hash::RandomState::new(),
+            revalidating,
+            revalidated: Default::default(),
         }
+    }
+
+    /// What validation reads of `request`, hashed; `None` for a text too long to keep.
+    fn validation_key(&self, request: &async_graphql::Request) -> Option<u64> {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        if request.query.len() > Self::MAX_TEXT {
+            return None;
+        }
+        /// Writes go into a hash.
+        struct Hashing<'a, H>(&'a mut H);
+        impl<H: Hasher> std::io::Write for Hashing<'_, H> {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.write(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut hasher = self.hashing.build_hasher();
+        (&request.query, &request.operation_name).hash(&mut hasher);
+        serde_json::to_writer(Hashing(&mut hasher), &request.variables).ok()?;
+        Some(hasher.finish())
+    }
+
+    /// The schema to run `request` on: the one checking only its size when the same
+    /// request passed validation before (see [`Documents`]), else `strict`.
+    fn schema_for<'s>(&'s self, strict: &'s AppSchema, key: Option<u64>) -> (&'s AppSchema, bool) {
+        match key {
+            Some(key) if self.validated.contains_key(&key) => {
+                self.revalidated
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                (&self.revalidating, true)
+            }
+            _ => (strict, false),
+        }
+    }
+
+    /// How many requests ran without validation again.
+    pub fn revalidated(&self) -> u64 {
+        self.revalidated.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Gives `request` its parsed document: a copy of the one kept for its text, else a fresh
@@ -407,7 +461,16 @@ async fn execute(
     let context = RequestContext::new(Arc::clone(&db), Arc::clone(&state.services), bearer(headers))
         .from_client(client);
     let batcher = context.batcher();
-    let mut response = batched(batcher, state.schema.execute(request.data(context))).await;
+    let key = state.documents.validation_key(&request);
+    let (schema, validated) = state.documents.schema_for(&state.schema, key);
+    let mut response = batched(batcher, schema.execute(request.data(context))).await;
+    // A request refused by validation has no data; one with data passed it.
+    if let Some(key) = key
+        && !validated
+        && response.data != async_graphql::Value::Null
+    {
+        state.documents.validated.insert(key, ());
+    }
     tracing::Span::current().record("statements", db.statements());
     if access == Access::ReadOnly {
         // A read-only unit has read all it will, from one snapshot: its answer stands

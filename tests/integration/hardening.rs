@@ -1398,3 +1398,58 @@ async fn pages_of_hundreds_of_shapes_leave_a_connection_a_bounded_number_of_prep
     assert_eq!(page["timeEntries"]["edges"].as_array().unwrap().len(), 5);
     assert_eq!(kept().await - after_flood, i64::from(caching));
 }
+
+/// A request that passed validation is not validated again when it comes back with the same
+/// document, operation and variables; its size is still checked each time, and the same
+/// document with other variables, or a document that failed, is validated afresh.
+#[tokio::test]
+async fn a_request_validated_once_still_has_its_size_and_new_variables_checked() {
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let revalidated = || app.state.documents.revalidated();
+    // Fifty pages of `$n` entries: cheap for one, past the complexity limit for a hundred.
+    let pages: String = (0..50)
+        .map(|i| format!("p{i}: timeEntries(first: $n) {{ edges {{ node {{ id notes }} }} }} "))
+        .collect();
+    let query = format!("query($n: Int!) {{ {pages} }}");
+    let before = revalidated();
+    for _ in 0..3 {
+        let data = app.gql(&t.host, Some(&admin), &query, json!({ "n": 1 })).await;
+        assert!(data["p49"]["edges"].is_array(), "{data}");
+    }
+    assert_eq!(
+        revalidated(),
+        before + 2,
+        "the second and third are not validated again"
+    );
+    for _ in 0..2 {
+        let (_, body) = app.post(&t.host, Some(&admin), &query, json!({ "n": 100 })).await;
+        assert_eq!(body["data"], Value::Null, "{body}");
+        assert_eq!(body["errors"][0]["message"], "Query is too complex.", "{body}");
+        let (_, body) = app
+            .post(&t.host, Some(&admin), &query, json!({ "n": "one" }))
+            .await;
+        assert_eq!(
+            body["data"],
+            Value::Null,
+            "refused whole, not field by field: {body}"
+        );
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.starts_with("Invalid value for argument"), "{body}");
+        let (code, error) = app
+            .gql_error(
+                &t.host,
+                Some(&admin),
+                "{ timeEntries(first: 1) { edges { node { id noSuchField } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(code, "GRAPHQL_VALIDATION_FAILED");
+        assert!(
+            error["message"].as_str().unwrap().contains("noSuchField"),
+            "{error}"
+        );
+    }
+    assert_eq!(revalidated(), before + 2, "none of those skipped validation");
+}
