@@ -1393,8 +1393,12 @@ async fn pages_of_hundreds_of_shapes_leave_a_connection_a_bounded_number_of_prep
         after_flood <= share + 20,
         "{after_flood} statements kept after {shapes} shapes"
     );
-    // Another tenant's new shape is still kept.
-    let page = app.gql(&b.host, Some(&admins[1]), &query(1023), json!({})).await;
+    // Another tenant's new shape is still kept: every part but `project { name }` (beside
+    // `project { client { name } }`, the page would go to the resolvers, whose loaders read
+    // the relations a page reads in part with statements of their own).
+    let page = app
+        .gql(&b.host, Some(&admins[1]), &query(1023 - 64), json!({}))
+        .await;
     assert_eq!(page["timeEntries"]["edges"].as_array().unwrap().len(), 5);
     assert_eq!(kept().await - after_flood, i64::from(caching));
 }
