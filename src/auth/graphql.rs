@@ -274,10 +274,11 @@ impl AuthQuery {
             active: filter.active,
             search: filter.search,
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                users::page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| users::page(conn, filter, keyset).await)
             .await?;
         Ok(page.connection(rows, |u| u.id, UserNode))
     }

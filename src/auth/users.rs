@@ -156,7 +156,11 @@ pub struct UserFilter {
 }
 
 /// A page of users ordered by id, after `after_id`; one more than `limit` tells if more exist.
-pub async fn page(conn: &mut AsyncPgConnection, filter: &UserFilter, keyset: Keyset) -> AppResult<Vec<User>> {
+pub async fn page(
+    mut conn: &AsyncPgConnection,
+    filter: &UserFilter,
+    keyset: Keyset,
+) -> QueryResult<Vec<User>> {
     let mut query = keyset_page!(users, User, keyset);
     if let Some(role) = filter.role {
         query = query.filter(users::role.eq(role.as_str()));
@@ -168,7 +172,7 @@ pub async fn page(conn: &mut AsyncPgConnection, filter: &UserFilter, keyset: Key
         let pattern = contains_pattern(search);
         query = query.filter(users::email.ilike(pattern.clone()).or(users::name.ilike(pattern)));
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 /// The users of `ids` that exist.

@@ -386,10 +386,11 @@ impl BillingQuery {
             overdue: f.overdue,
             today: Some(Utc::now().with_timezone(&settings.time_zone).date_naive()),
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                billing::page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| billing::page(conn, filter, keyset).await)
             .await?;
         Ok(page.connection(rows, |i| i.id, InvoiceNode))
     }

@@ -451,10 +451,10 @@ pub struct InvoiceFilter {
 }
 
 pub async fn page(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     filter: &InvoiceFilter,
     keyset: Keyset,
-) -> AppResult<Vec<Invoice>> {
+) -> QueryResult<Vec<Invoice>> {
     let mut query = keyset_page!(invoices, Invoice, keyset);
     if let Some(statuses) = &filter.statuses {
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
@@ -490,7 +490,7 @@ pub async fn page(
             ))
         };
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Invoice>> {

@@ -442,10 +442,11 @@ impl LeaveQuery {
             from: f.from,
             to: f.to,
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                leave::page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| leave::page(conn, filter, keyset).await)
             .await?;
         Ok(page.connection(rows, |r| r.id, LeaveRequestNode))
     }

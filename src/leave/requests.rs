@@ -369,10 +369,10 @@ pub struct RequestFilter {
 }
 
 pub async fn page(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     filter: &RequestFilter,
     keyset: Keyset,
-) -> AppResult<Vec<LeaveRequest>> {
+) -> QueryResult<Vec<LeaveRequest>> {
     let mut query = keyset_page!(leave_requests, LeaveRequest, keyset);
     if let Some(user_id) = filter.user_id {
         query = query.filter(leave_requests::user_id.eq(user_id));
@@ -387,7 +387,7 @@ pub async fn page(
     if let Some(to) = filter.to {
         query = query.filter(leave_requests::first_day.le(to));
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 /// A stored file of a leave request, if `actor` may have it: the requester, managers and

@@ -400,10 +400,10 @@ pub struct ClientFilter {
 }
 
 pub async fn client_page(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     filter: &ClientFilter,
     keyset: Keyset,
-) -> AppResult<Vec<Client>> {
+) -> QueryResult<Vec<Client>> {
     let mut query = keyset_page!(clients, Client, keyset);
     if !filter.include_archived {
         query = query.filter(clients::archived.eq(false));
@@ -411,7 +411,7 @@ pub async fn client_page(
     if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         query = query.filter(clients::name.ilike(contains_pattern(search)));
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 #[derive(Debug, Default, Clone)]
@@ -424,10 +424,10 @@ pub struct ProjectFilter {
 }
 
 pub async fn project_page(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     filter: &ProjectFilter,
     keyset: Keyset,
-) -> AppResult<Vec<Project>> {
+) -> QueryResult<Vec<Project>> {
     let mut query = keyset_page!(projects, Project, keyset);
     if let Some(client_id) = filter.client_id {
         query = query.filter(projects::client_id.eq(client_id));
@@ -446,7 +446,7 @@ pub async fn project_page(
                 .or(projects::code.ilike(pattern)),
         );
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 macro_rules! rows_by_ids {

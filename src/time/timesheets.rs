@@ -272,10 +272,10 @@ pub struct TimesheetFilter {
 
 /// Timesheets by id.
 pub async fn page(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     filter: &TimesheetFilter,
     keyset: Keyset,
-) -> AppResult<Vec<Timesheet>> {
+) -> QueryResult<Vec<Timesheet>> {
     let mut query = keyset_page!(timesheets, Timesheet, keyset);
     if let Some(user_id) = filter.user_id {
         query = query.filter(timesheets::user_id.eq(user_id));
@@ -289,7 +289,7 @@ pub async fn page(
     if let Some(to) = filter.to {
         query = query.filter(timesheets::week_start.le(to));
     }
-    Ok(query.load(conn).await?)
+    query.load(&mut conn).await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i64) -> AppResult<Option<Timesheet>> {

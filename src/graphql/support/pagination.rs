@@ -3,11 +3,8 @@
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge, EmptyFields, OpaqueCursor};
 
-use diesel_async::AsyncPgConnection;
-
 use crate::db::Keyset;
 use crate::error::{AppError, AppResult};
-use crate::tenancy::TenantDb;
 
 const MAX_PAGE: i32 = 100;
 
@@ -65,16 +62,6 @@ impl PageArgs {
             after: self.after,
             limit: fetch_size(self.first),
         }
-    }
-
-    /// The page's rows as `fetch` reads them on the request's connection.
-    pub async fn rows<R>(
-        &self,
-        db: &TenantDb,
-        fetch: impl AsyncFnOnce(&mut AsyncPgConnection, Keyset) -> AppResult<Vec<R>>,
-    ) -> AppResult<Vec<R>> {
-        let mut conn = db.conn().await?;
-        fetch(&mut conn, self.keyset()).await
     }
 
     /// A connection of `rows` (fetched with [`PageArgs::keyset`]), each keyed by its id.

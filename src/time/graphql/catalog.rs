@@ -436,10 +436,11 @@ impl CatalogQuery {
             search: filter.search,
             include_archived: filter.include_archived,
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                catalog::client_page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| catalog::client_page(conn, filter, keyset).await)
             .await?;
         Ok(page.connection(rows, |c| c.id, ClientNode))
     }
@@ -466,10 +467,11 @@ impl CatalogQuery {
             name: filter.name,
             include_archived: filter.include_archived,
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                catalog::project_page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| catalog::project_page(conn, filter, keyset).await)
             .await?;
         load_relations(ctx, ctx.look_ahead().field("edges").field("node"), &rows).await?;
         Ok(page.connection(rows, |p| p.id, ProjectNode))

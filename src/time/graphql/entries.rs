@@ -550,10 +550,11 @@ impl TimeQuery {
             from: f.from,
             to: f.to,
         };
-        let rows = page
-            .rows(&req.db, async |conn, keyset| {
-                timesheets::page(conn, &filter, keyset).await
-            })
+        // Usually the request's first statement: it goes out together with the BEGIN.
+        let (keyset, filter) = (page.keyset(), &filter);
+        let rows = req
+            .db
+            .read(async |conn| timesheets::page(conn, filter, keyset).await)
             .await?;
         Ok(page.connection(rows, |s| s.id, TimesheetNode))
     }
