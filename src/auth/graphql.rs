@@ -1,6 +1,6 @@
 //! GraphQL for identity: login, the current user, users, API tokens.
 
-use async_graphql::connection::{Connection, EmptyFields, OpaqueCursor};
+use crate::graphql::support::DirectPage;
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -139,6 +139,24 @@ impl UserNode {
     }
 }
 
+impl crate::graphql::support::DirectNode for UserNode {
+    fn direct_field(
+        &self,
+        _ctx: &async_graphql::ContextSelectionSet<'_>,
+        field: &async_graphql::parser::types::Field,
+        out: &mut crate::graphql::support::direct::Json,
+    ) -> Option<()> {
+        Self::direct_field(
+            crate::db::columns::Partial {
+                row: &self.0,
+                picked: crate::db::columns::Picked::all(),
+            },
+            field,
+            out,
+        )
+    }
+}
+
 /// A long-lived credential for scripts and reporting tools. The secret is shown only once,
 /// when the token is created.
 #[derive(SimpleObject, Queryable, Selectable)]
@@ -261,7 +279,7 @@ impl AuthQuery {
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
         filter: Option<UserFilterInput>,
-    ) -> async_graphql::Result<Connection<OpaqueCursor<i64>, UserNode, EmptyFields, EmptyFields>> {
+    ) -> async_graphql::Result<DirectPage<UserNode>> {
         let req = ctx.request();
         req.actor().await?.require(
             &[Role::Admin, Role::Manager],
@@ -280,7 +298,7 @@ impl AuthQuery {
             .db
             .read(async |conn| users::page(conn, filter, keyset).await)
             .await?;
-        Ok(page.connection(rows, |u| u.id, UserNode))
+        Ok(DirectPage(page.connection(rows, |u| u.id, UserNode)))
     }
 
     /// The signed-in user's API tokens, newest first.

@@ -89,6 +89,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             value.load(Ordering::Relaxed)
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP crowdminder_graphql_list_pages_total Pages of clients and users answered, by how."
+    );
+    let _ = writeln!(out, "# TYPE crowdminder_graphql_list_pages_total counter");
+    for (path, value) in [("direct", &pages.lists_direct), ("general", &pages.lists_general)] {
+        let _ = writeln!(
+            out,
+            "crowdminder_graphql_list_pages_total{{path=\"{path}\"}} {}",
+            value.load(Ordering::Relaxed)
+        );
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         out,

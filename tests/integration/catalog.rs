@@ -335,3 +335,96 @@ async fn a_page_of_projects_with_relations_costs_the_same_statements_for_5_or_50
     // BEGIN with the tenant path, the page, clients, tasks, members, users, COMMIT.
     assert_eq!(many, 7);
 }
+
+/// Pages of clients and of users, written directly and through the resolvers (a fragment
+/// on the Node interface sends a page to them): the same answer, page after page, for an
+/// admin and a member; a member sees no client's billing email either way.
+#[tokio::test]
+async fn pages_of_clients_and_users_written_directly_answer_as_their_resolvers_do() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let app = TestApp::new().await;
+    let t = app.create_tenant("acme").await;
+    let admin = app.login_admin(&t).await;
+    let member = app.create_user(&t, &admin, "dev@acme.example", "MEMBER").await;
+    let _ = app.as_user(&t, &admin).catalog("100").await;
+    app.exec(
+        "UPDATE acme.clients SET billing_email = 'ap@globex.example';
+         INSERT INTO acme.clients (name, archived) VALUES ('Initech', false), (E'Umbrella \"U\" \\\\ \\n', true);
+         INSERT INTO acme.users (email, name, role, active) VALUES ('old@acme.example', 'Zoë 東京', 'MANAGER', false)",
+    )
+    .await;
+    let pages = app
+        .state
+        .services
+        .get::<crowdminder::graphql::support::PageStats>();
+    let counts = || {
+        (
+            AtomicU64::load(&pages.lists_direct, Ordering::Relaxed),
+            AtomicU64::load(&pages.lists_general, Ordering::Relaxed),
+        )
+    };
+    let clients = "clients(first: 2, after: $a, filter: {includeArchived: true}) { __typename \
+        edges { __typename cursor node { __typename id name billingEmail archived createdAt again: name EXTRA } } \
+        nodes { id ... on Client { name } } pageInfo { hasPreviousPage hasNextPage startCursor endCursor } }";
+    let users = "users(first: 2, after: $a) { edges { cursor node { __typename id email name role active \
+        createdAt updatedAt EXTRA } } nodes { email } pageInfo { hasNextPage endCursor } }";
+    for (list, who, token, rows) in [
+        (clients, "admin", &admin, 3),
+        (clients, "member", &member, 3),
+        (users, "admin", &admin, 3),
+    ] {
+        let name = list.split('(').next().unwrap();
+        let direct = format!("query($a: String) {{ {} }}", list.replace("EXTRA", ""));
+        let general = format!(
+            "query($a: String) {{ {} }}",
+            list.replace("EXTRA", "... on Node { id }")
+        );
+        let pages = app
+            .pages_alike(&t.host, token, name, (&direct, &general), counts)
+            .await;
+        let nodes: Vec<&serde_json::Value> = pages
+            .iter()
+            .flat_map(|p| p[name]["edges"].as_array().unwrap())
+            .map(|e| &e["node"])
+            .collect();
+        if who == "member" {
+            assert!(nodes.iter().all(|n| n["billingEmail"].is_null()), "{nodes:?}");
+        }
+        assert_eq!(nodes.len(), rows, "{name}, {who} pages through every row");
+    }
+    // What the pages said, checked by hand.
+    let page = |token: &str| {
+        let query = format!("query($a: String) {{ {} }}", clients.replace("EXTRA", ""));
+        let query = query.replace("first: 2", "first: 5");
+        let host = t.host.clone();
+        let token = token.to_owned();
+        let app = &app;
+        async move { app.gql(&host, Some(&token), &query, json!({ "a": null })).await }
+    };
+    let admin_page = page(&admin).await;
+    let edges = admin_page["clients"]["edges"].as_array().unwrap();
+    assert_eq!(edges[0]["node"]["billingEmail"], "ap@globex.example");
+    assert_eq!(edges[0]["node"]["__typename"], "Client");
+    assert_eq!(edges[2]["node"]["name"], "Umbrella \"U\" \\ \n");
+    assert_eq!(edges[2]["node"]["archived"], true);
+    assert_eq!(admin_page["clients"]["__typename"], "ClientConnection");
+    assert_eq!(admin_page["clients"]["nodes"][1]["name"], "Initech");
+    let member_page = page(&member).await;
+    assert_eq!(
+        member_page["clients"]["edges"][0]["node"]["billingEmail"],
+        serde_json::Value::Null
+    );
+    let users = app
+        .gql(
+            &t.host,
+            Some(&admin),
+            "{ users(first: 5) { nodes { name role active } } }",
+            json!({}),
+        )
+        .await;
+    let old = &users["users"]["nodes"][2];
+    assert_eq!(
+        old,
+        &json!({ "name": "Zoë 東京", "role": "MANAGER", "active": false })
+    );
+}

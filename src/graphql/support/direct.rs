@@ -248,6 +248,49 @@ fn collect<'a>(
     Some(())
 }
 
+/// Writes a Relay connection of type `connection_type` over `rows` for the selection `set`
+/// (`edges { cursor node }`, `nodes`, `pageInfo`, `__typename`), each row's node through
+/// `node` (given the field whose selection it writes); `None` as [`object`] answers it.
+#[allow(clippy::too_many_arguments)]
+pub fn connection<'a, R>(
+    ctx: &ContextSelectionSet<'a>,
+    set: &'a SelectionSet,
+    connection_type: &str,
+    edge_type: &str,
+    rows: &[R],
+    cursor: impl Fn(&R) -> String,
+    (has_previous_page, has_next_page): (bool, bool),
+    out: &mut Json,
+    mut node: impl FnMut(&R, &'a Field, &mut Json) -> Option<()>,
+) -> Option<()> {
+    object(ctx, set, connection_type, out, |f, out| match name(f) {
+        "edges" => list(rows, out, |row, out| {
+            object(ctx, &f.selection_set.node, edge_type, out, |e, out| {
+                match name(e) {
+                    "cursor" => {
+                        out.str(&cursor(row));
+                        Some(())
+                    }
+                    "node" => node(row, e, out),
+                    _ => None,
+                }
+            })
+        }),
+        "nodes" => list(rows, out, |row, out| node(row, f, out)),
+        "pageInfo" => object(ctx, &f.selection_set.node, "PageInfo", out, |p, out| {
+            match name(p) {
+                "hasPreviousPage" => out.bool(has_previous_page),
+                "hasNextPage" => out.bool(has_next_page),
+                "startCursor" => out.nullable_str(rows.first().map(&cursor).as_deref()),
+                "endCursor" => out.nullable_str(rows.last().map(&cursor).as_deref()),
+                _ => return None,
+            }
+            Some(())
+        }),
+        _ => None,
+    })
+}
+
 /// Writes a list, each item through `item`.
 pub fn list<T>(
     items: impl IntoIterator<Item = T>,

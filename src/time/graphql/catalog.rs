@@ -9,12 +9,12 @@ use rust_decimal::Decimal;
 use crate::auth::Role;
 use crate::auth::graphql::{RequestActor, UserNode};
 use crate::auth::users::User;
-use crate::db::columns::Partial;
+use crate::db::columns::{Partial, Picked};
 use crate::error::AppResult;
 use crate::graphql::support::direct::{self, Json};
 use crate::graphql::support::{
-    ById, ContextExt, FetchById, FetchGrouped, Grouped, NodeType, Page, PageArgs, expect_global_id,
-    global_id, prefetch,
+    ById, ContextExt, DirectNode, DirectPage, FetchById, FetchGrouped, Grouped, NodeType, Page, PageArgs,
+    expect_global_id, global_id, prefetch,
 };
 use crate::time::catalog::{
     self, Client, ClientChanges, ClientFilter, NewProject, Project, ProjectChanges, ProjectFilter,
@@ -114,6 +114,20 @@ impl ClientNode {
         let req = ctx.request();
         req.actor().await?;
         Ok(req.load::<ById<Client>>(id).await?.map(Self))
+    }
+}
+
+impl DirectNode for ClientNode {
+    fn direct_field(&self, ctx: &ContextSelectionSet<'_>, field: &Field, out: &mut Json) -> Option<()> {
+        let _ = ctx;
+        Self::direct_field(
+            Partial {
+                row: &self.0,
+                picked: Picked::all(),
+            },
+            field,
+            out,
+        )
     }
 }
 
@@ -427,9 +441,9 @@ impl CatalogQuery {
         #[graphql(default = 50)] first: i32,
         after: Option<String>,
         filter: Option<ClientFilterInput>,
-    ) -> async_graphql::Result<Page<ClientNode>> {
+    ) -> async_graphql::Result<DirectPage<ClientNode>> {
         let req = ctx.request();
-        req.actor().await?;
+        let actor = req.actor().await?;
         let page = PageArgs::parse(first, after)?;
         let filter = filter.unwrap_or_default();
         let filter = ClientFilter {
@@ -442,7 +456,12 @@ impl CatalogQuery {
             .db
             .read(async |conn| catalog::client_page(conn, filter, keyset).await)
             .await?;
-        Ok(page.connection(rows, |c| c.id, ClientNode))
+        // Members do not see where clients are billed (as `Client.billingEmail` answers).
+        let mut rows = rows;
+        if actor.role == Role::Member {
+            rows.iter_mut().for_each(|c| c.billing_email = None);
+        }
+        Ok(DirectPage(page.connection(rows, |c| c.id, ClientNode)))
     }
 
     /// Projects by id; archived ones only when asked.

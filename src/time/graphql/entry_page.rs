@@ -52,44 +52,18 @@ fn cursor(row: &EntryRow) -> String {
 impl EntryPage {
     /// The page written as JSON text, or `None` when its selection needs the resolvers.
     fn direct(&self, ctx: &ContextSelectionSet<'_>) -> Option<Json> {
-        let edge = EntryEdge::type_name();
         // Some 300 bytes an entry with a few relations; grown as needed.
         let mut out = Json::with_capacity(512 + 320 * self.rows.len());
-        direct::object(
+        direct::connection(
             ctx,
             &ctx.item.node,
             &EntryConnection::type_name(),
+            &EntryEdge::type_name(),
+            &self.rows,
+            cursor,
+            (self.has_previous_page, self.has_next_page),
             &mut out,
-            |f, out| match direct::name(f) {
-                "edges" => direct::list(&self.rows, out, |row, out| {
-                    direct::object(
-                        ctx,
-                        &f.selection_set.node,
-                        &edge,
-                        out,
-                        |e, out| match direct::name(e) {
-                            "cursor" => {
-                                out.str(&cursor(row));
-                                Some(())
-                            }
-                            "node" => self.entry(ctx, row, e, out),
-                            _ => None,
-                        },
-                    )
-                }),
-                "nodes" => direct::list(&self.rows, out, |row, out| self.entry(ctx, row, f, out)),
-                "pageInfo" => direct::object(ctx, &f.selection_set.node, "PageInfo", out, |p, out| {
-                    match direct::name(p) {
-                        "hasPreviousPage" => out.bool(self.has_previous_page),
-                        "hasNextPage" => out.bool(self.has_next_page),
-                        "startCursor" => out.nullable_str(self.rows.first().map(cursor).as_deref()),
-                        "endCursor" => out.nullable_str(self.rows.last().map(cursor).as_deref()),
-                        _ => return None,
-                    }
-                    Some(())
-                }),
-                _ => None,
-            },
+            |row, f, out| self.entry(ctx, row, f, out),
         )?;
         Some(out)
     }

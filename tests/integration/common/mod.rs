@@ -533,6 +533,40 @@ impl TestApp {
     }
 
     /// The `extensions.code` of the first error of a request that must fail.
+    /// Pages through the list `list` twice over, with `direct` and with `general` (the same
+    /// query, the cursor as `$a`, the second sent to the resolvers): each page answered
+    /// alike, `counts` (pages written directly, and through the resolvers) counting one of
+    /// each. The pages.
+    pub async fn pages_alike(
+        &self,
+        host: &str,
+        token: &str,
+        list: &str,
+        (direct, general): (&str, &str),
+        counts: impl Fn() -> (u64, u64),
+    ) -> Vec<Value> {
+        let mut after = Value::Null;
+        let mut pages = Vec::new();
+        loop {
+            let before = counts();
+            let a = self.gql(host, Some(token), direct, json!({ "a": after })).await;
+            assert_eq!(counts(), (before.0 + 1, before.1), "{list} written directly");
+            let b = self.gql(host, Some(token), general, json!({ "a": after })).await;
+            assert_eq!(
+                counts(),
+                (before.0 + 1, before.1 + 1),
+                "{list} through the resolvers"
+            );
+            assert_eq!(a, b, "{list}");
+            let next = a[list]["pageInfo"]["hasNextPage"] == json!(true);
+            after = a[list]["pageInfo"]["endCursor"].clone();
+            pages.push(a);
+            if !next {
+                return pages;
+            }
+        }
+    }
+
     pub async fn gql_error(
         &self,
         host: &str,
