@@ -73,33 +73,26 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
     }
     let pages = state.services.get::<PageStats>();
-    let _ = writeln!(
-        out,
-        "# HELP crowdminder_graphql_entry_pages_total Pages of timeEntries answered, by how: \
-         written directly, or field by field (a selection the direct path does not cover)."
-    );
-    let _ = writeln!(out, "# TYPE crowdminder_graphql_entry_pages_total counter");
-    for (path, value) in [
-        ("direct", &pages.entries_direct),
-        ("general", &pages.entries_general),
+    for (name, help, direct, general) in [
+        (
+            "crowdminder_graphql_entry_pages_total",
+            "Pages of timeEntries answered, by how: written directly, or field by field (a \
+             selection the direct path does not cover).",
+            &pages.entries_direct,
+            &pages.entries_general,
+        ),
+        (
+            "crowdminder_graphql_list_pages_total",
+            "Pages of clients and users answered, by how.",
+            &pages.lists_direct,
+            &pages.lists_general,
+        ),
     ] {
-        let _ = writeln!(
-            out,
-            "crowdminder_graphql_entry_pages_total{{path=\"{path}\"}} {}",
-            value.load(Ordering::Relaxed)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP crowdminder_graphql_list_pages_total Pages of clients and users answered, by how."
-    );
-    let _ = writeln!(out, "# TYPE crowdminder_graphql_list_pages_total counter");
-    for (path, value) in [("direct", &pages.lists_direct), ("general", &pages.lists_general)] {
-        let _ = writeln!(
-            out,
-            "crowdminder_graphql_list_pages_total{{path=\"{path}\"}} {}",
-            value.load(Ordering::Relaxed)
-        );
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (path, value) in [("direct", direct), ("general", general)] {
+            let _ = writeln!(out, "{name}{{path=\"{path}\"}} {}", value.load(Ordering::Relaxed));
+        }
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

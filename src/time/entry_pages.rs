@@ -62,10 +62,14 @@ impl Relations {
 
     /// What a page under `filter` joins: a client (or a client filter) needs the project.
     fn joined(self, filter: &EntryFilter) -> Self {
-        let project = (self.client.is_some() || filter.client_ids.is_some())
-            .then(Picked::keys)
-            .map_or(self.project, |keys| Some(self.project.unwrap_or(keys)));
-        Self { project, ..self }
+        let needs_project = self.client.is_some() || filter.client_ids.is_some();
+        match self.project {
+            None if needs_project => Self {
+                project: Some(Picked::keys()),
+                ..self
+            },
+            _ => self,
+        }
     }
 }
 

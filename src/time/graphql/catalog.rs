@@ -80,7 +80,7 @@ impl ClientNode {
             .0
             .billing_email
             .as_deref()
-            .filter(|_| actor.role != Role::Member))
+            .filter(|_| sees_billing(actor.role)))
     }
     async fn archived(&self) -> bool {
         self.0.archived
@@ -100,8 +100,8 @@ impl ClientNode {
         match name {
             "id" => out.id(NodeType::Client, client.id),
             "name" => out.str(&client.name),
-            // A member's page comes with the billing email already taken out (see
-            // `timeEntries`), as the resolver would answer.
+            // A member's page comes with the billing email already taken out
+            // (`as_seen_by`), as the resolver would answer.
             "billingEmail" => out.nullable_str(client.billing_email.as_deref()),
             "archived" => out.bool(client.archived),
             "createdAt" => out.scalar(&client.created_at),
@@ -117,9 +117,21 @@ impl ClientNode {
     }
 }
 
+/// Whether `role` sees where clients are billed (members do not bill).
+fn sees_billing(role: Role) -> bool {
+    role != Role::Member
+}
+
+/// `clients` as `role` may see them: without the billing email for a member, as
+/// `Client.billingEmail` answers, so that a page written directly answers alike.
+pub fn as_seen_by<'c>(role: Role, clients: impl IntoIterator<Item = &'c mut Client>) {
+    if !sees_billing(role) {
+        clients.into_iter().for_each(|c| c.billing_email = None);
+    }
+}
+
 impl DirectNode for ClientNode {
-    fn direct_field(&self, ctx: &ContextSelectionSet<'_>, field: &Field, out: &mut Json) -> Option<()> {
-        let _ = ctx;
+    fn direct_field(&self, _ctx: &ContextSelectionSet<'_>, field: &Field, out: &mut Json) -> Option<()> {
         Self::direct_field(
             Partial {
                 row: &self.0,
@@ -452,15 +464,11 @@ impl CatalogQuery {
         };
         // Usually the request's first statement: it goes out together with the BEGIN.
         let (keyset, filter) = (page.keyset(), &filter);
-        let rows = req
+        let mut rows = req
             .db
             .read(async |conn| catalog::client_page(conn, filter, keyset).await)
             .await?;
-        // Members do not see where clients are billed (as `Client.billingEmail` answers).
-        let mut rows = rows;
-        if actor.role == Role::Member {
-            rows.iter_mut().for_each(|c| c.billing_email = None);
-        }
+        as_seen_by(actor.role, &mut rows);
         Ok(DirectPage(page.connection(rows, |c| c.id, ClientNode)))
     }
 

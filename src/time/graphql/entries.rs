@@ -500,11 +500,7 @@ impl TimeQuery {
             }
             users
         });
-        if actor.role == crate::auth::Role::Member {
-            for client in rows.iter_mut().filter_map(|row| row.client.as_mut()) {
-                client.billing_email = None;
-            }
-        }
+        super::catalog::as_seen_by(actor.role, rows.iter_mut().filter_map(|row| row.client.as_mut()));
         let settings = req.settings().await?;
         Ok(EntryPage {
             rows,
