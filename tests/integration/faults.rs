@@ -226,7 +226,7 @@ async fn a_crash_of_the_database_loses_no_acknowledged_write_and_the_service_rec
         .try_init();
     let server = OwnServer {
         dir: crate::common::temp_dir("own-pg"),
-        port: 55_000 + (std::process::id() % 2_000) as u16,
+        port: crate::common::port_for_a_restartable_server(),
     };
     let admin_url = server.start();
     let mut admin = tenancy::connect(&admin_url).await.unwrap();

@@ -281,6 +281,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A loopback port nothing listens on, outside the kernel's range of ports for outgoing
+/// connections: a server that stops and starts again on it (a crash test) cannot find it
+/// taken meanwhile by some test's client socket.
+pub fn port_for_a_restartable_server() -> u16 {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let mut bounds = range.split_whitespace().map(|n| n.parse::<u16>().ok());
+    let (low, high) = match (bounds.next().flatten(), bounds.next().flatten()) {
+        (Some(low), Some(high)) => (low, high),
+        _ => (32_768, 60_999),
+    };
+    let candidates: Vec<u16> = if high < 65_000 {
+        (high + 1..=65_535).collect()
+    } else {
+        (10_000..low.max(10_001)).collect()
+    };
+    let start = std::process::id() as usize % candidates.len();
+    candidates[start..]
+        .iter()
+        .chain(&candidates[..start])
+        .copied()
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free loopback port outside the ephemeral range")
+}
+
 /// `serve` as a process (without a worker) on `app`'s database, with `env` added to its
 /// settings; waits until it answers.
 pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
